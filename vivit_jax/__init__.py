@@ -1,0 +1,1 @@
+"""vivit_jax: video understanding in JAX/Flax on one sharded train step."""
