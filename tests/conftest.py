@@ -8,3 +8,16 @@ os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 import jax  # noqa: E402  (must follow the flags above)
 
 jax.config.update('jax_num_cpu_devices', 8)
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope='session')
+def synthetic_data_dir(tmp_path_factory):
+  """A TFDS data dir holding the built synthetic_motion dataset (built once per session)."""
+  from vivit_jax import data
+  from tests.helpers import tiny_config
+  config = tiny_config()
+  config.dataset.data_dir = str(tmp_path_factory.mktemp('tfds'))
+  data.get_builder(config.dataset)
+  return config.dataset.data_dir

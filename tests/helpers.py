@@ -1,0 +1,37 @@
+"""Small configs and data shared by the tests."""
+import importlib.util
+import os
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_config(relative_path: str = 'configs/default.py'):
+  """get_config() of a config file in the repo."""
+  spec = importlib.util.spec_from_file_location('test_config', os.path.join(REPO, relative_path))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+def tiny_config():
+  """configs/default.py shrunk to a 2-layer, 32-wide ViViT on 4x16x16 clips."""
+  config = load_config()
+  config.model.update(hidden_size=32, num_layers=2, num_heads=4, mlp_dim=64)
+  config.dataset.update(num_frames=4, stride=2, crop_size=16)
+  config.train.update(batch_size=16, eval_batch_size=16, num_steps=4, log_every_steps=2,
+                      eval_every_steps=1000)
+  config.optimizer.update(learning_rate=1e-3, warmup_steps=1)
+  config.checkpoint.update(every_steps=2, keep=3)
+  return config
+
+
+def random_batches(config, num_batches: int, seed: int = 0):
+  """Random normalised videos (B, T, S, S, 3) and labels, as numpy."""
+  rng = np.random.default_rng(seed)
+  ds, b = config.dataset, config.train.batch_size
+  return [{'video': rng.normal(size=(b, ds.num_frames, ds.crop_size, ds.crop_size, 3))
+                       .astype(np.float32),
+           'label': rng.integers(0, config.model.num_classes, size=(b,)).astype(np.int32)}
+          for _ in range(num_batches)]

@@ -1,0 +1,62 @@
+"""The one train step gives the same numbers on 1 device and on 8 (data parallel, FSDP)."""
+import jax
+import numpy as np
+import pytest
+
+from tests.helpers import random_batches, tiny_config
+from vivit_jax import models
+from vivit_jax.train import optim, sharding, state as state_lib, step, tasks
+
+
+def _train(config, devices, batches):
+  """Runs the train step over `batches`; returns (losses, final params, state)."""
+  mesh = sharding.make_mesh(config.mesh, devices)
+  rules = tuple(config.sharding_rules)
+  model = models.build(config.model)
+  tx, schedule = optim.make_optimizer(config.optimizer, config.train.num_steps)
+  ds = config.dataset
+  input_shape = (len(devices), ds.num_frames, ds.crop_size, ds.crop_size, 3)
+  state, shardings = state_lib.create_train_state(model, tx, input_shape, mesh=mesh, rules=rules,
+                                                  seed=config.seed)
+  batch_sharding = sharding.batch_sharding(mesh, rules)
+  train_step = step.make_train_step(model, tasks.build_task(config), tx, schedule, mesh=mesh,
+                                    rules=rules, state_shardings=shardings,
+                                    batch_sharding=batch_sharding, seed=config.seed)
+  losses = []
+  for batch in batches:
+    state, metrics = train_step(state, sharding.put_batch(batch, batch_sharding))
+    losses.append(float(metrics['loss_sum'] / metrics['count']))
+  return np.array(losses), jax.device_get(state.params), state
+
+
+@pytest.fixture(scope='module')
+def reference():
+  config = tiny_config()
+  batches = random_batches(config, 3)
+  return config, batches, _train(config, jax.devices()[:1], batches)
+
+
+@pytest.mark.parametrize('mesh', [dict(data=8, fsdp=1, model=1), dict(data=1, fsdp=8, model=1),
+                                  dict(data=2, fsdp=2, model=2)])
+def test_sharded_steps_match_one_device(reference, mesh):
+  config, batches, (losses_1, params_1, _) = reference
+  config.mesh.update(mesh)
+  losses_8, params_8, state = _train(config, jax.devices()[:8], batches)
+  assert losses_1[-1] < losses_1[0] or not np.allclose(losses_1[0], losses_1[-1])
+  np.testing.assert_allclose(losses_8, losses_1, atol=1e-5, rtol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4),
+               params_8, params_1)
+  specs = {str(x.sharding.spec) for x in jax.tree.leaves(state.params)}
+  for axis in ('fsdp', 'model'):  # Parameters are split exactly where the mesh asks.
+    assert any(axis in s for s in specs) == (mesh[axis] > 1), specs
+
+
+def test_non_finite_step_leaves_state_unchanged(reference):
+  config, batches, _ = reference
+  config.mesh.update(data=8, fsdp=1, model=1)
+  bad = dict(batches[0], video=np.full_like(batches[0]['video'], np.nan))
+  _, params_before, _ = _train(config, jax.devices()[:8], batches[:1])
+  losses, params_after, state = _train(config, jax.devices()[:8], [batches[0], bad])
+  assert int(state.step) == 1
+  assert np.isnan(losses[1])
+  jax.tree.map(np.testing.assert_array_equal, params_after, params_before)

@@ -1,0 +1,1 @@
+"""Training: mesh and sharding, train state, the one train step, optimizer, checkpoints, loop."""

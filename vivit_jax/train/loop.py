@@ -1,0 +1,210 @@
+"""The training loop: data -> train step -> metrics, checkpoints and evaluation."""
+import dataclasses
+import logging
+import os
+import signal
+import time
+
+import jax
+import numpy as np
+
+from vivit_jax import data, models
+from vivit_jax.train import checkpoint, metrics, optim, sharding, state as state_lib, step, tasks
+
+
+class TrainingInterrupted(Exception):
+  """SIGTERM/SIGINT arrived; the state was checkpointed. `signum` says which."""
+
+  def __init__(self, signum: int, message: str):
+    super().__init__(message)
+    self.signum = signum
+
+
+class NonFiniteLossError(FloatingPointError):
+  """The loss or gradients became NaN/inf; the last good checkpoint is kept."""
+
+
+class _StopSignals:
+  """Records SIGTERM/SIGINT instead of dying, so the loop can checkpoint and exit."""
+
+  def __enter__(self):
+    self.signum = None
+    self._previous = {s: signal.signal(s, self._record) for s in (signal.SIGTERM, signal.SIGINT)}
+    return self
+
+  def _record(self, signum, frame):
+    del frame
+    self.signum = signum
+
+  def __exit__(self, *exc):
+    for s, handler in self._previous.items():
+      signal.signal(s, handler)
+
+
+def _check_config(config, info, mesh, rules):
+  """Fails early, naming the field and the fix, where config, dataset and mesh disagree."""
+  if config.model.num_classes != info['num_classes']:
+    raise ValueError(
+        f"config.model.num_classes={config.model.num_classes} but dataset "
+        f"'{config.dataset.name}' has {info['num_classes']} classes; set "
+        f"--config.model.num_classes={info['num_classes']}.")
+  per_batch = sharding.batch_shards(mesh, rules)
+  for field in ('batch_size', 'eval_batch_size'):
+    size = config.train[field]
+    if size % per_batch or size % jax.process_count():
+      raise ValueError(
+          f'config.train.{field}={size} must be divisible by the {per_batch} batch shards of '
+          f'the mesh and the {jax.process_count()} processes; pick a multiple of {per_batch}.')
+
+
+def evaluate(eval_step, state, config, batch_sharding, split=None) -> dict:
+  """One pass over the eval split; returns {'eval/loss', 'eval/top1', 'eval/top5', 'eval/count'}."""
+  sums = None
+  for batch in data.make_eval_iterator(config.dataset, global_batch_size=config.train.eval_batch_size,
+                                       split=split):
+    out = jax.device_get(eval_step(state, sharding.put_batch(batch, batch_sharding)))
+    sums = out if sums is None else jax.tree.map(np.add, sums, out)
+  return {**tasks.summarize(sums, 'eval'), 'eval/count': float(sums['count'])}
+
+
+class _TrainMetrics:
+  """Fetches each step's on-device metrics one step late (keeps the device busy) and averages."""
+
+  def __init__(self):
+    self.pending, self.sums, self.last_lr = None, [], 0.0
+
+  def push(self, step_number, metrics_on_device):
+    self.flush()
+    self.pending = (step_number, metrics_on_device)
+
+  def flush(self):
+    if self.pending is None:
+      return
+    step_number, m = self.pending
+    self.pending = None
+    m = jax.device_get(m)
+    if not m['finite']:
+      raise NonFiniteLossError(
+          f'Non-finite loss or gradients at step {step_number} (loss sum {m["loss_sum"]}); '
+          f'that update was not applied. Lower config.optimizer.learning_rate or '
+          f'config.optimizer.grad_clip_norm, or check the input data.')
+    self.sums.append(m)
+    self.last_lr = float(m['lr'])
+
+  def average(self) -> dict:
+    self.flush()
+    total = {k: sum(float(m[k]) for m in self.sums) for k in ('loss_sum', 'top1_sum', 'count')}
+    grad_norm = float(np.mean([m['grad_norm'] for m in self.sums]))
+    self.sums = []
+    return {**tasks.summarize(total, 'train'), 'train/grad_norm': grad_norm,
+            'train/lr': self.last_lr}
+
+
+@dataclasses.dataclass
+class Experiment:
+  """Everything built from a config before the first step."""
+  mesh: jax.sharding.Mesh
+  rules: tuple
+  model: object
+  task: object
+  tx: object
+  schedule: object
+  state: state_lib.TrainState
+  state_shardings: object
+  batch_sharding: jax.sharding.NamedSharding
+  ckpt: checkpoint.Checkpointer
+
+  def step_kwargs(self) -> dict:
+    return dict(mesh=self.mesh, rules=self.rules, state_shardings=self.state_shardings,
+                batch_sharding=self.batch_sharding)
+
+
+def setup(config, workdir: str) -> Experiment:
+  """Builds mesh, model, task, optimizer and the state, restored from workdir if it has one."""
+  mesh = sharding.make_mesh(config.mesh)
+  rules = tuple(tuple(r) for r in config.sharding_rules)
+  info = data.dataset_info(config.dataset)
+  _check_config(config, info, mesh, rules)
+  model = models.build(config.model)
+  tx, schedule = optim.make_optimizer(config.optimizer, config.train.num_steps)
+  ds = config.dataset
+  input_shape = (sharding.batch_shards(mesh, rules), ds.num_frames, ds.crop_size, ds.crop_size, 3)
+  state, state_shardings = state_lib.create_train_state(model, tx, input_shape, mesh=mesh,
+                                                        rules=rules, seed=config.seed)
+  ckpt = checkpoint.Checkpointer(
+      os.path.join(os.path.abspath(workdir), 'checkpoints'),
+      every_steps=config.checkpoint.every_steps, keep=config.checkpoint.keep,
+      model_config=config.model.to_dict())
+  state = ckpt.restore_latest(state) or state
+  return Experiment(mesh, rules, model, tasks.build_task(config), tx, schedule, state,
+                    state_shardings, sharding.batch_sharding(mesh, rules), ckpt)
+
+
+def restore_for_eval(config, workdir: str) -> state_lib.TrainState:
+  """The latest checkpointed state of `workdir` (FileNotFoundError if it has none)."""
+  exp = setup(config, workdir)
+  latest = exp.ckpt.latest_step()
+  exp.ckpt.close()
+  if latest is None:
+    raise FileNotFoundError(f'No checkpoint in {exp.ckpt.directory}; train first with '
+                            f'`python -m vivit_jax.main --config CONFIG --workdir {workdir}`.')
+  return exp.state
+
+
+def run(config, workdir: str) -> dict:
+  """Trains and evaluates `config` in `workdir`, resuming from its latest checkpoint.
+
+  Returns the final evaluation metrics {'eval/top1', 'eval/top5', 'eval/loss', 'eval/count'}.
+  """
+  exp = setup(config, workdir)
+  state, ckpt, batch_sharding, ds = exp.state, exp.ckpt, exp.batch_sharding, config.dataset
+  first = int(state.step)
+  num_steps, train = config.train.num_steps, config.train
+  train_step = step.make_train_step(exp.model, exp.task, exp.tx, exp.schedule, seed=config.seed,
+                                    **exp.step_kwargs())
+  eval_step = step.make_eval_step(exp.model, exp.task, **exp.step_kwargs())
+  writer = metrics.MetricWriter(workdir, enabled=jax.process_index() == 0)
+  logging.info('Training %s on %s from step %d to %d on mesh %s', config.model.name, ds.name,
+               first, num_steps, dict(exp.mesh.shape))
+  train_batches = data.make_train_iterator(ds, global_batch_size=train.batch_size,
+                                           seed=config.seed, start_step=first)
+  progress = metrics.Progress(first, num_steps, train.batch_size)
+  train_metrics = _TrainMetrics()
+  start_time = time.perf_counter()
+  with _StopSignals() as stop:
+    try:
+      for i in range(first, num_steps):
+        if stop.signum is not None:
+          train_metrics.flush()
+          ckpt.save(state, i, force=True)
+          ckpt.close()
+          raise TrainingInterrupted(stop.signum, f'Stopped by signal {stop.signum} at step {i}; '
+                                    f'checkpoint saved. Rerun the same command to resume.')
+        batch = sharding.put_batch(next(train_batches), batch_sharding)
+        state, step_metrics = train_step(state, batch)
+        train_metrics.push(i + 1, step_metrics)
+        done = i + 1
+        if done % train.log_every_steps == 0 or done == num_steps:
+          summary = train_metrics.average()
+          line, clips_per_s = progress.line(done, summary)
+          logging.info(line)
+          writer.write(done, {**summary, 'train/clips_per_s': clips_per_s})
+        if ckpt.manager.should_save(done):
+          train_metrics.flush()
+          ckpt.save(state, done)
+        if done % train.eval_every_steps == 0 and done != num_steps:
+          writer.write(done, evaluate(eval_step, state, config, batch_sharding))
+          progress.pause(done)
+      train_metrics.flush()
+    except NonFiniteLossError:
+      ckpt.close()
+      raise
+  if ckpt.latest_step() != num_steps:
+    ckpt.save(state, num_steps, force=True)
+  ckpt.close()
+  results = evaluate(eval_step, state, config, batch_sharding)
+  writer.write(num_steps, results)
+  logging.info('Final evaluation on %s (%d clips): top-1 %.4f, top-5 %.4f; trained in %.1f s',
+               ds.eval_split, results['eval/count'], results['eval/top1'], results['eval/top5'],
+               time.perf_counter() - start_time)
+  return results

@@ -1,0 +1,61 @@
+"""Where metrics go: workdir/metrics.jsonl, TensorBoard events, and a progress line."""
+import json
+import os
+import time
+
+import tensorflow as tf
+
+
+class MetricWriter:
+  """Appends `{'step': s, 'train/loss': ...}` lines to metrics.jsonl and TensorBoard scalars."""
+
+  def __init__(self, workdir: str, enabled: bool = True):
+    self.enabled = enabled
+    if enabled:
+      os.makedirs(workdir, exist_ok=True)
+      self.path = os.path.join(workdir, 'metrics.jsonl')
+      self.summary = tf.summary.create_file_writer(os.path.join(workdir, 'tensorboard'))
+
+  def write(self, step: int, metrics: dict):
+    if not self.enabled:
+      return
+    with open(self.path, 'a') as f:
+      f.write(json.dumps({'step': int(step), **{k: float(v) for k, v in metrics.items()}}) + '\n')
+    with self.summary.as_default(step=int(step)):
+      for name, value in metrics.items():
+        tf.summary.scalar(name, float(value))
+    self.summary.flush()
+
+
+def _duration(seconds: float) -> str:
+  seconds = int(max(seconds, 0))
+  hours, rest = divmod(seconds, 3600)
+  return f'{hours}h{rest // 60:02d}m' if hours else f'{rest // 60}m{rest % 60:02d}s'
+
+
+class Progress:
+  """Formats 'step 100/600 | loss 1.234 | top1 0.550 | lr 1.0e-03 | 812.3 clips/s | ETA 1m05s'."""
+
+  def __init__(self, first_step: int, total_steps: int, clips_per_step: int):
+    self.total = total_steps
+    self.clips_per_step = clips_per_step
+    self._mark(first_step)
+
+  def _mark(self, step):
+    self.last_step, self.last_time = step, time.perf_counter()
+
+  def line(self, step: int, metrics: dict) -> tuple[str, float]:
+    """Returns (progress line, clips/s since the previous line)."""
+    now = time.perf_counter()
+    steps_per_s = (step - self.last_step) / max(now - self.last_time, 1e-9)
+    self._mark(step)
+    clips_per_s = steps_per_s * self.clips_per_step
+    eta = (self.total - step) / max(steps_per_s, 1e-9)
+    text = (f'step {step}/{self.total} | loss {metrics["train/loss"]:.4f} | '
+            f'top1 {metrics["train/top1"]:.3f} | lr {metrics["train/lr"]:.2e} | '
+            f'{clips_per_s:.1f} clips/s | ETA {_duration(eta)}')
+    return text, clips_per_s
+
+  def pause(self, step: int):
+    """Excludes time spent outside training (evaluation, checkpointing) from the rate."""
+    self._mark(step)

@@ -1,0 +1,32 @@
+"""Optimizers chosen by name from `config.optimizer`, with warmup + cosine decay."""
+import jax
+import optax
+
+OPTIMIZERS = ('adamw',)
+
+
+def make_schedule(opt_config, num_steps: int) -> optax.Schedule:
+  """Linear warmup from 0 to `learning_rate`, then cosine decay to `end_learning_rate`."""
+  return optax.warmup_cosine_decay_schedule(
+      init_value=0.0, peak_value=opt_config.learning_rate,
+      warmup_steps=opt_config.warmup_steps,
+      decay_steps=max(num_steps, opt_config.warmup_steps + 1),
+      end_value=opt_config.end_learning_rate)
+
+
+def _decay_mask(params):
+  """Weight decay on kernels and embeddings (ndim > 1), not on biases and norm scales."""
+  return jax.tree.map(lambda p: p.ndim > 1, params)
+
+
+def make_optimizer(opt_config, num_steps: int):
+  """Returns (optax transformation, learning-rate schedule) for `config.optimizer`."""
+  if opt_config.name not in OPTIMIZERS:
+    raise ValueError(f"Unknown optimizer '{opt_config.name}' (config.optimizer.name); "
+                     f'available: {", ".join(OPTIMIZERS)}.')
+  schedule = make_schedule(opt_config, num_steps)
+  tx = optax.chain(
+      optax.clip_by_global_norm(opt_config.grad_clip_norm),
+      optax.adamw(schedule, b1=opt_config.b1, b2=opt_config.b2,
+                  weight_decay=opt_config.weight_decay, mask=_decay_mask))
+  return tx, schedule

@@ -1,0 +1,54 @@
+"""The train state and its sharded initialisation."""
+from typing import Any
+
+import flax.linen as nn
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+from vivit_jax.train import sharding
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything a run carries from step to step (and checkpoints)."""
+  step: jax.Array
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+
+
+def _init_fn(model: nn.Module, tx: optax.GradientTransformation, input_shape):
+  """Returns rng -> boxed TrainState (params keep their nn.Partitioned logical names)."""
+
+  def init(rng):
+    param_rng, dropout_rng, drop_path_rng, masking_rng = jax.random.split(rng, 4)
+    variables = model.init(
+        {'params': param_rng, 'dropout': dropout_rng, 'drop_path': drop_path_rng,
+         'masking': masking_rng},
+        jnp.zeros(input_shape, jnp.float32), train=False)
+    params = variables['params']
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                      batch_stats=variables.get('batch_stats', {}), opt_state=tx.init(params))
+
+  return init
+
+
+def create_train_state(model: nn.Module, tx: optax.GradientTransformation, input_shape, *,
+                       mesh, rules, seed: int):
+  """Initialises the state directly into its shardings.
+
+  Args:
+    input_shape: one example batch's video shape (B, T, H, W, C).
+  Returns:
+    (state, state_shardings): plain arrays laid out on `mesh` by the logical `rules`.
+  """
+  init = _init_fn(model, tx, input_shape)
+  rng = jax.random.key(seed)
+  with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+    abstract = jax.eval_shape(init, rng)
+    shardings = sharding.tree_shardings(abstract, mesh, rules)
+    state = jax.jit(lambda r: nn.unbox(init(r)), out_shardings=shardings)(rng)
+  return state, shardings
+

@@ -1,0 +1,77 @@
+"""The one train step (and eval step) shared by every model and task."""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from vivit_jax.train.state import TrainState
+
+RNG_STREAMS = ('dropout', 'drop_path', 'masking')
+
+
+def _variables(params, batch_stats):
+  return {'params': params, **({'batch_stats': batch_stats} if batch_stats else {})}
+
+
+def _all_finite(tree) -> jax.Array:
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
+def make_train_step(model: nn.Module, task, tx: optax.GradientTransformation, schedule, *,
+                    mesh, rules, state_shardings, batch_sharding, seed: int):
+  """Returns jitted `(state, batch) -> (state, metrics)`; the state is donated.
+
+  The batch is {'video': (B, T, H, W, C), 'label': (B,), ...} sharded by `batch_sharding`.
+  A step whose loss or gradients are not finite leaves the state untouched and reports
+  `finite = 0`, so the loop can stop with the last good state.
+  """
+  base_rng = jax.random.key(seed + 1)
+
+  def step(state: TrainState, batch):
+    rng = jax.random.fold_in(base_rng, state.step)
+    rngs = dict(zip(RNG_STREAMS, jax.random.split(rng, len(RNG_STREAMS))))
+
+    def loss_fn(params):
+      outputs, mutated = model.apply(_variables(params, state.batch_stats), batch['video'],
+                                     train=True, rngs=rngs, mutable=['batch_stats'])
+      loss, metrics = task.loss(outputs, batch)
+      return loss, (metrics, mutated.get('batch_stats', state.batch_stats))
+
+    (loss, (metrics, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    candidate = TrainState(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                           batch_stats=batch_stats, opt_state=opt_state)
+    finite = jnp.isfinite(loss) & _all_finite(grads)
+    new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), candidate, state)
+    metrics = dict(metrics, grad_norm=optax.global_norm(grads), lr=schedule(state.step),
+                   finite=finite.astype(jnp.float32))
+    return new_state, metrics
+
+  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  jitted = jax.jit(step, in_shardings=(state_shardings, batch_sharding),
+                   out_shardings=(state_shardings, replicated), donate_argnums=0)
+  return _with_rules(jitted, mesh, rules)
+
+
+def make_eval_step(model: nn.Module, task, *, mesh, rules, state_shardings, batch_sharding):
+  """Returns jitted `(state, batch) -> metric sums` (masked examples count zero)."""
+
+  def step(state: TrainState, batch):
+    logits = model.apply(_variables(state.params, state.batch_stats), batch['video'], train=False)
+    return task.loss(logits, batch)[1]
+
+  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  jitted = jax.jit(step, in_shardings=(state_shardings, batch_sharding),
+                   out_shardings=replicated)
+  return _with_rules(jitted, mesh, rules)
+
+
+def _with_rules(fn, mesh, rules):
+  """Calls `fn` under the mesh and logical-axis rules (needed when it traces)."""
+
+  def wrapped(*args):
+    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+      return fn(*args)
+
+  return wrapped
