@@ -3,6 +3,7 @@ r"""Entry point: `python -m vivit_jax.main --config configs/X.py --workdir DIR [
 Trains, evaluates and checkpoints as the config says; rerunning with the same workdir resumes.
 """
 import os
+import re
 import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
@@ -14,6 +15,22 @@ _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (configs/
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints and metrics.')
 flags.mark_flags_as_required(['config', 'workdir'])
+
+
+def _parse_flags(argv):
+  """absl flag parsing, with an unknown or mistyped config field reported in one line."""
+  try:
+    return flags.FLAGS(argv)
+  except (AttributeError, KeyError) as e:  # ml_collections: a field the config lacks.
+    text = str(e).replace('\\n', ' ').replace('\n', ' ')
+    overrides = [a.split('=')[0] for a in argv[1:] if a.startswith('--config.')]
+    named = [o for o in overrides
+             if any(re.search(rf'\b{re.escape(c)}\b', text) for c in o.split('.')[1:])]
+    hint = re.search(r'Did you mean "[^"]+"', text)
+    sys.exit(f'Unknown config field {named[0] if named else text}'
+             f'{" (" + hint.group(0) + "?)" if hint else ""}: no such field in the config.')
+  except flags.Error as e:
+    sys.exit(f'Bad flag: {e}')
 
 
 def main(argv):
@@ -30,4 +47,4 @@ def main(argv):
 
 if __name__ == '__main__':
   logging.set_verbosity(logging.INFO)
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)
