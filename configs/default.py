@@ -64,6 +64,7 @@ def get_config(arg=None):
       warmup_steps=60,
       b1=0.9,
       b2=0.999,
+      eps=1e-8,
       weight_decay=0.05,
       grad_clip_norm=1.0,
   ))

@@ -39,7 +39,7 @@ class _RecordBatches:
 
 
 def _final_params(config, workdir):
-  state = loop.restore_for_eval(config, workdir)
+  state = loop.restore_for_eval(config, workdir).state
   return jax.device_get(state.params), int(state.step)
 
 

@@ -57,11 +57,15 @@ def _check_config(config, info, mesh, rules):
           f'the mesh and the {jax.process_count()} processes; pick a multiple of {per_batch}.')
 
 
-def evaluate(eval_step, state, config, batch_sharding, split=None) -> dict:
-  """One pass over the eval split; returns {'eval/loss', 'eval/top1', 'eval/top5', 'eval/count'}."""
+def evaluate(eval_step, state, config, batch_sharding, transform=None) -> dict:
+  """One pass over the eval split; returns {'eval/loss', 'eval/top1', 'eval/top5', 'eval/count'}.
+
+  `transform`, if given, maps each host batch before it is placed (probes, ablations).
+  """
   sums = None
-  for batch in data.make_eval_iterator(config.dataset, global_batch_size=config.train.eval_batch_size,
-                                       split=split):
+  for batch in data.make_eval_iterator(config.dataset,
+                                       global_batch_size=config.train.eval_batch_size):
+    batch = transform(batch) if transform else batch
     out = jax.device_get(eval_step(state, sharding.put_batch(batch, batch_sharding)))
     sums = out if sums is None else jax.tree.map(np.add, sums, out)
   return {**tasks.summarize(sums, 'eval'), 'eval/count': float(sums['count'])}
@@ -140,15 +144,15 @@ def setup(config, workdir: str) -> Experiment:
                     state_shardings, sharding.batch_sharding(mesh, rules), ckpt)
 
 
-def restore_for_eval(config, workdir: str) -> state_lib.TrainState:
-  """The latest checkpointed state of `workdir` (FileNotFoundError if it has none)."""
+def restore_for_eval(config, workdir: str) -> Experiment:
+  """The experiment with `workdir`'s latest checkpoint (FileNotFoundError if it has none)."""
   exp = setup(config, workdir)
   latest = exp.ckpt.latest_step()
   exp.ckpt.close()
   if latest is None:
     raise FileNotFoundError(f'No checkpoint in {exp.ckpt.directory}; train first with '
                             f'`python -m vivit_jax.main --config CONFIG --workdir {workdir}`.')
-  return exp.state
+  return exp
 
 
 def run(config, workdir: str) -> dict:

@@ -27,6 +27,6 @@ def make_optimizer(opt_config, num_steps: int):
   schedule = make_schedule(opt_config, num_steps)
   tx = optax.chain(
       optax.clip_by_global_norm(opt_config.grad_clip_norm),
-      optax.adamw(schedule, b1=opt_config.b1, b2=opt_config.b2,
+      optax.adamw(schedule, b1=opt_config.b1, b2=opt_config.b2, eps=opt_config.eps,
                   weight_decay=opt_config.weight_decay, mask=_decay_mask))
   return tx, schedule

@@ -55,7 +55,9 @@ def tree_shardings(abstract_boxed_tree, mesh: Mesh, rules):
   the mesh cannot split evenly. Returns a tree shaped like `nn.unbox(abstract_boxed_tree)`.
   """
   logical_specs = nn.get_partition_spec(abstract_boxed_tree)
-  shapes = nn.unbox(abstract_boxed_tree)
+  shapes = jax.tree.map(
+      lambda x: x.unbox(apply_constraint=False) if isinstance(x, nn.Partitioned) else x,
+      abstract_boxed_tree, is_leaf=lambda x: isinstance(x, nn.Partitioned))
 
   def to_sharding(logical, leaf):
     spec = mesh_axes(tuple(logical), rules) if logical else PartitionSpec()

@@ -44,7 +44,7 @@ def make_train_step(model: nn.Module, task, tx: optax.GradientTransformation, sc
                            batch_stats=batch_stats, opt_state=opt_state)
     finite = jnp.isfinite(loss) & _all_finite(grads)
     new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), candidate, state)
-    metrics = dict(metrics, grad_norm=optax.global_norm(grads), lr=schedule(state.step),
+    metrics = dict(metrics, grad_norm=optax.tree.norm(grads), lr=schedule(state.step),
                    finite=finite.astype(jnp.float32))
     return new_state, metrics
 
