@@ -197,7 +197,11 @@ def run(config, workdir: str) -> dict:
           train_metrics.flush()
           ckpt.save(state, done)
         if done % train.eval_every_steps == 0 and done != num_steps:
-          writer.write(done, evaluate(eval_step, state, config, batch_sharding))
+          results = evaluate(eval_step, state, config, batch_sharding)
+          logging.info('step %d eval on %s: top-1 %.4f, top-5 %.4f, loss %.4f', done,
+                       ds.eval_split, results['eval/top1'], results['eval/top5'],
+                       results['eval/loss'])
+          writer.write(done, results)
           progress.pause(done)
       train_metrics.flush()
     except NonFiniteLossError:

@@ -1,0 +1,159 @@
+"""The input pipeline: batch format, determinism, exact resume, eval coverage and padding, centre
+clips, flips, per-process shards and the errors that name the config field."""
+import hashlib
+import itertools
+
+import jax
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from tests.helpers import tiny_config
+from vivit_jax import data
+from vivit_jax.data import pipeline
+
+
+@pytest.fixture
+def config(synthetic_data_dir):
+  """tiny_config's dataset section (4 frames at stride 2, 16x16 crops) on the session's build."""
+  config = tiny_config().dataset
+  config.update(data_dir=synthetic_data_dir, shuffle_buffer=256)
+  return config
+
+
+def _full_view(config, split):
+  """`config` reading whole clips (16 frames, 32x32, no flip) of `split` for training and eval."""
+  config.update(num_frames=16, stride=1, crop_size=32, flip=False, train_split=split,
+                eval_split=split)
+  return config
+
+
+def _take(iterator, n):
+  return list(itertools.islice(iterator, n))
+
+
+def _digests(batches):
+  """Digests of the real (mask 1 where there is a mask) videos of `batches`."""
+  return [hashlib.sha1(video.tobytes()).hexdigest()
+          for batch in batches for video, keep in zip(batch['video'], batch.get(
+              'mask', np.ones(len(batch['video'])))) if keep]
+
+
+def _processes(monkeypatch, count, index):
+  monkeypatch.setattr(jax, 'process_count', lambda: count)
+  monkeypatch.setattr(jax, 'process_index', lambda: index)
+
+
+def test_train_batches_shape_dtype_and_range(config):
+  batch = next(data.make_train_iterator(config, global_batch_size=16, seed=0))
+  assert batch['video'].shape == (16, 4, 16, 16, 3) and batch['video'].dtype == np.float32
+  assert batch['label'].shape == (16,) and batch['label'].dtype == np.int32
+  assert set(batch) == {'video', 'label'} and np.all((0 <= batch['label']) & (batch['label'] < 8))
+  assert -1 <= batch['video'].min() < -0.3 and 0.3 < batch['video'].max() <= 1  # mean = std = 0.5.
+
+
+def test_train_is_deterministic_given_the_seed(config):
+  first, again, other = (_take(data.make_train_iterator(config, global_batch_size=16, seed=s), 3)
+                         for s in (0, 0, 1))
+  for a, b in zip(first, again):
+    np.testing.assert_array_equal(a['video'], b['video'])
+    np.testing.assert_array_equal(a['label'], b['label'])
+  assert not np.array_equal(first[0]['video'], other[0]['video'])
+
+
+def test_start_step_equals_skipping_batches(config):
+  config.train_split = 'test[:160]'  # 10 batches an epoch: resuming at 23 crosses two reshuffles.
+  fresh = _take(data.make_train_iterator(config, global_batch_size=16, seed=3), 25)
+  resumed = _take(data.make_train_iterator(config, global_batch_size=16, seed=3, start_step=23), 2)
+  for a, b in zip(fresh[23:], resumed):
+    np.testing.assert_array_equal(a['video'], b['video'])
+    np.testing.assert_array_equal(a['label'], b['label'])
+  assert not np.array_equal(fresh[0]['video'], fresh[10]['video'])  # Epochs are reshuffled.
+
+
+def test_eval_covers_the_split_once_with_centre_clips(config):
+  builder = data.get_builder(config)
+  videos, labels = tfds.as_numpy(
+      builder.as_dataset(split='test', batch_size=-1, as_supervised=True))
+  batches = list(data.make_eval_iterator(config, global_batch_size=48))
+  assert len(batches) == 22 and all(len(b['mask']) == 48 for b in batches)  # ceil(1024 / 48).
+  mask = np.concatenate([b['mask'] for b in batches])
+  np.testing.assert_array_equal(mask, np.arange(22 * 48) < 1024)  # Padding at the end only.
+  video = np.concatenate([b['video'] for b in batches])
+  assert not video[1024:].any()
+  np.testing.assert_array_equal(np.concatenate([b['label'] for b in batches])[:1024], labels)
+  start, offset = (16 - 7 + 1) // 2, (32 - 16 + 1) // 2  # Centre of 10 clip starts, 17 offsets.
+  centre = videos[:, start:start + 7:2, offset:offset + 16, offset:offset + 16]
+  np.testing.assert_allclose(video[:1024], (centre.astype(np.float32) / 255 - 0.5) / 0.5, atol=1e-6)
+
+
+def test_flip_only_when_configured(config):
+  _full_view(config, 'test[:64]')  # Only flips can make a train clip differ from the eval clip.
+  clips = set(_digests(data.make_eval_iterator(config, global_batch_size=16)))
+  unflipped = _take(data.make_train_iterator(config, global_batch_size=16, seed=0), 4)
+  assert sorted(_digests(unflipped)) == sorted(clips)  # One epoch: each clip once, as it is.
+  config.flip = True
+  flipped = _take(data.make_train_iterator(config, global_batch_size=16, seed=0), 4)
+  mirrored = [dict(b, video=b['video'][:, :, :, ::-1]) for b in flipped]
+  as_is, mirror = _digests(flipped), _digests(mirrored)
+  assert all((a in clips) != (m in clips) for a, m in zip(as_is, mirror))
+  assert 16 < sum(m in clips for m in mirror) < 48  # About half flipped.
+
+
+def test_processes_read_disjoint_shards_that_cover_the_split(config, monkeypatch):
+  _full_view(config, 'test[:101]')
+  everything = _digests(data.make_eval_iterator(config, global_batch_size=16))
+  shards, train_epochs = [], []
+  for index in range(2):
+    _processes(monkeypatch, 2, index)
+    batches = list(data.make_eval_iterator(config, global_batch_size=16))
+    assert len(batches) == 7 and all(b['video'].shape[0] == 8 for b in batches)  # ceil(51 / 8).
+    shards.append(_digests(batches))
+    train = data.make_train_iterator(config, global_batch_size=16, seed=0)
+    train_epochs.append(_digests(_take(train, 6)))  # 48 of this shard's ~50 clips, unflipped.
+  assert sorted(map(len, shards)) == [50, 51] and not set(shards[0]) & set(shards[1])
+  assert sorted(shards[0] + shards[1]) == sorted(everything)
+  for shard, epoch in zip(shards, train_epochs):
+    assert set(epoch) <= set(shard)
+
+
+def test_batch_must_divide_over_processes(config, monkeypatch):
+  _processes(monkeypatch, 3, 0)
+  with pytest.raises(ValueError, match='16 is not divisible by the 3 JAX processes'):
+    data.make_train_iterator(config, global_batch_size=16, seed=0)
+
+
+def test_unknown_dataset_name_is_a_clear_error(config):
+  config.name = 'no_such_dataset'
+  with pytest.raises(ValueError, match=r"Unknown dataset 'no_such_dataset' \(config.dataset.name"):
+    data.get_builder(config)
+
+
+def test_data_dir_that_is_a_file_is_a_clear_error(config, tmp_path):
+  config.data_dir = str(tmp_path / 'a_file')
+  (tmp_path / 'a_file').write_text('')
+  with pytest.raises(ValueError, match=f"'{config.data_dir}'.*config.dataset.data_dir.*not a dir"):
+    data.get_builder(config)
+
+
+def test_unknown_split_lists_the_available_ones(config):
+  config.train_split = 'validation'
+  with pytest.raises(ValueError, match=r"'validation' \(config.dataset.train_split\).*test, train"):
+    data.make_train_iterator(config, global_batch_size=16, seed=0)
+  with pytest.raises(ValueError, match=r"'validation' \(the split argument\).*test, train"):
+    data.make_eval_iterator(config, global_batch_size=16, split='validation')
+
+
+def test_crop_larger_than_the_frames_is_a_clear_error(config):
+  config.crop_size = 40
+  with pytest.raises(ValueError, match='config.dataset.crop_size=40 exceeds the 32x32 frames'):
+    data.make_eval_iterator(config, global_batch_size=16)
+
+
+def test_video_features_decode_only_the_clip_frames():
+  feature = tfds.features.Video(shape=(None, 8, 8, 3))
+  video = np.random.default_rng(0).integers(0, 256, size=(6, 8, 8, 3), dtype=np.uint8)
+  encoded = tf.constant(feature.encode_example(video))  # One PNG per frame.
+  frames = pipeline._decode_frames(feature, encoded, lambda length: tf.range(1, length, 2))
+  np.testing.assert_array_equal(frames.numpy(), video[1::2])

@@ -1,0 +1,5 @@
+"""Video data: the built-in `synthetic_motion` TFDS dataset and the tf.data input pipeline."""
+from vivit_jax.data.pipeline import (dataset_info, get_builder, make_eval_iterator,
+                                     make_train_iterator)
+
+__all__ = ['dataset_info', 'get_builder', 'make_eval_iterator', 'make_train_iterator']

@@ -1,0 +1,224 @@
+"""Input pipeline: a TFDS dataset -> tf.data clips -> numpy batches, one shard per JAX process.
+
+TensorFlow runs on the host CPU only. A dataset needs features 'video' ((T, H, W, C) uint8:
+`tfds.features.Tensor` or `tfds.features.Video`) and 'label' (`ClassLabel`); videos are decoded
+after the shuffle buffer, and a `Video` decodes only the frames its clip takes.
+
+Train batches are a pure function of (seed, step): the file order is fixed, the shuffle is seeded,
+and every example's augmentation (clip start, crop, flip) comes from stateless ops seeded by
+(seed, element index), so `start_step=k` resumes exactly where a run stopped after k batches
+(with the same seed, global batch size, process count and dataset).
+"""
+import functools
+import os
+
+import jax
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from vivit_jax.data import synthetic_motion
+
+try:
+  tf.config.set_visible_devices([], 'GPU')
+except (RuntimeError, ValueError):  # TensorFlow already initialised its devices.
+  pass
+
+_EVAL_FRACTIONS = (0.5, 0.5, 0.5)  # Centre clip and centre crop (rounded up when two are centred).
+
+
+def get_builder(dataset_config) -> tfds.core.DatasetBuilder:
+  """The TFDS builder of `dataset_config.name`, built into its data dir on first use."""
+  name = dataset_config.name
+  try:
+    builder = tfds.builder(name, data_dir=dataset_config.data_dir or None)
+  except tfds.core.registered.DatasetNotFoundError:
+    raise ValueError(
+        f"Unknown dataset '{name}' (config.dataset.name). Built-in: "
+        f"{synthetic_motion.SyntheticMotion.name}; or build your own TFDS dataset (features "
+        f"'video' (T, H, W, C) uint8 and 'label') into config.dataset.data_dir.") from None
+  prepared = builder.is_prepared()
+  _check_data_dir(os.fspath(builder.data_dir_root), writable=not prepared)
+  if not prepared:
+    builder.download_and_prepare()
+  missing = {'video', 'label'} - set(builder.info.features)
+  if missing:
+    raise ValueError(f"Dataset '{name}' (config.dataset.name) lacks the features "
+                     f"{sorted(missing)}; it needs 'video' (T, H, W, C) uint8 and 'label'.")
+  return builder
+
+
+def _check_data_dir(root: str, *, writable: bool):
+  """Raises a one-line ValueError if `root` is not a readable (and if asked, writable) directory."""
+  where = f"TFDS data dir '{root}' (config.dataset.data_dir, or TFDS_DATA_DIR when that is '')"
+  fix = 'set --config.dataset.data_dir (or TFDS_DATA_DIR) to a readable, writable directory.'
+  if tf.io.gfile.exists(root) and not tf.io.gfile.isdir(root):
+    raise ValueError(f'{where} is not a directory; {fix}')
+  if writable:
+    try:
+      tf.io.gfile.makedirs(root)
+    except tf.errors.OpError:
+      raise ValueError(f'{where} cannot be created; {fix}') from None
+  access = os.R_OK | os.X_OK | (os.W_OK if writable else 0)
+  if '://' not in root and not os.access(root, access):
+    raise ValueError(f"{where} is not {'writable' if writable else 'readable'}; {fix}")
+
+
+def dataset_info(dataset_config) -> dict:
+  """{'num_classes': int, 'class_names': [str], 'num_examples': {split: int}} of the dataset."""
+  info = get_builder(dataset_config).info
+  label = info.features['label']
+  return {'num_classes': label.num_classes, 'class_names': list(label.names),
+          'num_examples': {name: split.num_examples for name, split in info.splits.items()}}
+
+
+def _open(dataset_config, split: str, field: str, global_batch_size: int) -> tuple:
+  """(builder, this process's batch size b, examples in `split`), with the config checked.
+
+  `field` names where `split` came from, for the error when the dataset has no such split.
+  """
+  builder = get_builder(dataset_config)
+  count = jax.process_count()
+  if global_batch_size % count:
+    raise ValueError(f'Global batch size {global_batch_size} is not divisible by the {count} JAX '
+                     f'processes; pick a multiple of {count}.')
+  try:
+    num_examples = builder.info.splits[split].num_examples
+  except (KeyError, ValueError):
+    raise ValueError(
+        f"Split '{split}' ({field}) not in dataset '{builder.name}'; available splits: "
+        f"{', '.join(sorted(builder.info.splits))}.") from None
+  height, width = builder.info.features['video'].shape[1:3]
+  size = dataset_config.crop_size
+  if any(side is not None and side < size for side in (height, width)):
+    raise ValueError(f"config.dataset.crop_size={size} exceeds the {height}x{width} frames of "
+                     f"dataset '{builder.name}'; set --config.dataset.crop_size to at most "
+                     f"their smaller side.")
+  return builder, global_batch_size // count, num_examples
+
+
+def _ceil_div(a: int, b: int) -> int:
+  return -(-a // b)
+
+
+def _process_split(split: str):
+  """This process's even share of `split` (`tfds.split_for_jax_process`)."""
+  return tfds.split_for_jax_process(split, process_index=jax.process_index(),
+                                    process_count=jax.process_count())
+
+
+def _read(builder, split) -> tf.data.Dataset:
+  """Examples {'video': still encoded, 'label': int64} of `split`, in file order."""
+  return builder.as_dataset(split=split, shuffle_files=False,
+                            decoders={'video': tfds.decode.SkipDecoding()})
+
+
+def _decode_frames(feature, encoded, frame_indices) -> tf.Tensor:
+  """Frames (n, H, W, C) uint8 of `encoded` at the (n,) indices `frame_indices(video length)`.
+
+  A `Video` (a sequence of encoded images) decodes only those n frames; a `Tensor` decodes whole.
+  """
+  if isinstance(feature, tfds.features.Video):
+    frames = tf.gather(encoded, frame_indices(tf.shape(encoded)[0]))
+    return tf.map_fn(feature.feature.decode_example, frames, fn_output_signature=tf.uint8)
+  video = feature.decode_example(encoded)
+  return tf.gather(video, frame_indices(tf.shape(video)[0]))
+
+
+def _offset(fraction, max_offset) -> tf.Tensor:
+  """Integer offset in [0, max(max_offset, 0)] at `fraction` in [0, 1) of the range."""
+  max_offset = tf.maximum(max_offset, 0)
+  offset = tf.cast(fraction * tf.cast(max_offset + 1, tf.float32), tf.int32)
+  return tf.minimum(offset, max_offset)
+
+
+def _view(example, fractions, flip, *, feature, dataset_config) -> dict:
+  """One clip of `example`: {'video': (T, S, S, C) float32 normalised, 'label': () int32}.
+
+  `fractions` (3,) in [0, 1) place the clip in time and the crop in y and x: all T = num_frames
+  frames `stride` apart (clamped to the last frame in short videos) and one S = crop_size square
+  crop for all of them; `flip` mirrors the clip horizontally.
+  """
+  cfg = dataset_config
+  span = (cfg.num_frames - 1) * cfg.stride + 1
+
+  def frame_indices(length):
+    start = _offset(fractions[0], length - span)
+    return tf.minimum(start + tf.range(cfg.num_frames) * cfg.stride, length - 1)
+
+  video = _decode_frames(feature, example['video'], frame_indices)
+  shape = tf.shape(video)
+  y = _offset(fractions[1], shape[1] - cfg.crop_size)
+  x = _offset(fractions[2], shape[2] - cfg.crop_size)
+  video = tf.slice(video, [0, y, x, 0], [-1, cfg.crop_size, cfg.crop_size, -1])
+  video = tf.cond(flip, lambda: tf.reverse(video, axis=[2]), lambda: video)
+  mean, std = (tf.constant(v, tf.float32) for v in (cfg.mean, cfg.std))
+  video = (tf.cast(video, tf.float32) / 255.0 - mean) / std
+  video = tf.ensure_shape(video, (cfg.num_frames, cfg.crop_size, cfg.crop_size, feature.shape[-1]))
+  return {'video': video, 'label': tf.cast(example['label'], tf.int32)}
+
+
+def _train_view(index, example, *, seed: int, feature, dataset_config) -> dict:
+  """Random clip, crop and (if `dataset_config.flip`) flip of element `index`: see `_view`.
+
+  The randomness comes from stateless ops seeded by (seed, index, process) alone, so it does not
+  depend on tf.data's parallelism.
+  """
+  key = tf.stack([tf.constant(seed, tf.int64), index * jax.process_count() + jax.process_index()])
+  uniform = tf.random.stateless_uniform([4], seed=key)
+  flip = tf.logical_and(bool(dataset_config.flip), uniform[3] < 0.5)
+  return _view(example, uniform[:3], flip, feature=feature, dataset_config=dataset_config)
+
+
+def _eval_view(example, *, feature, dataset_config) -> dict:
+  """Centre clip and centre crop, never flipped, with 'mask': 1.0 (a real example); see `_view`."""
+  view = _view(example, tf.constant(_EVAL_FRACTIONS), tf.constant(False), feature=feature,
+               dataset_config=dataset_config)
+  return {**view, 'mask': tf.constant(1.0)}
+
+
+def _finish(ds: tf.data.Dataset, batch_size: int):
+  """`ds` batched (an incomplete last batch dropped) and prefetched, as a deterministic iterator."""
+  options = tf.data.Options()
+  options.deterministic = True
+  ds = ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE).with_options(options)
+  return iter(tfds.as_numpy(ds))
+
+
+def make_train_iterator(dataset_config, *, global_batch_size: int, seed: int, start_step: int = 0):
+  """Infinite iterator of this process's train batches, the `start_step`-th batch first.
+
+  Yields {'video': float32 (b, T, S, S, C), 'label': int32 (b,)} with b = global_batch_size /
+  jax.process_count(), T = num_frames, S = crop_size: random clips of this process's shard of
+  `dataset_config.train_split`, shuffled and augmented deterministically from `seed`.
+  """
+  builder, batch_size, _ = _open(dataset_config, dataset_config.train_split,
+                                 'config.dataset.train_split', global_batch_size)
+  ds = _read(builder, _process_split(dataset_config.train_split))
+  ds = ds.shuffle(dataset_config.shuffle_buffer, seed=seed).repeat().enumerate()
+  ds = ds.skip(start_step * batch_size)  # Before decoding: skipping costs only reading.
+  view = functools.partial(_train_view, seed=seed, feature=builder.info.features['video'],
+                           dataset_config=dataset_config)
+  ds = ds.map(view, num_parallel_calls=tf.data.AUTOTUNE)
+  return _finish(ds, batch_size)
+
+
+def make_eval_iterator(dataset_config, *, global_batch_size: int, split: str | None = None):
+  """One pass over this process's shard of `split` (default `dataset_config.eval_split`).
+
+  Yields {'video': float32 (b, T, S, S, C), 'label': int32 (b,), 'mask': float32 (b,)}: centre
+  clips and crops, b = global_batch_size / jax.process_count(). The last batches are padded (mask
+  0, video and label 0) so that every batch is full and every process yields the same number of
+  batches, ceil(ceil(num_examples / processes) / b); sum(mask) over all processes = num_examples.
+  """
+  field = 'config.dataset.eval_split' if split is None else 'the split argument'
+  split = dataset_config.eval_split if split is None else split
+  builder, batch_size, total = _open(dataset_config, split, field, global_batch_size)
+  shard = _process_split(split)
+  num_batches = _ceil_div(_ceil_div(total, jax.process_count()), batch_size)
+  view = functools.partial(_eval_view, feature=builder.info.features['video'],
+                           dataset_config=dataset_config)
+  ds = _read(builder, shard).map(view, num_parallel_calls=tf.data.AUTOTUNE)
+  padding = tf.nest.map_structure(lambda spec: tf.zeros(spec.shape, spec.dtype), ds.element_spec)
+  num_padding = num_batches * batch_size - builder.info.splits[shard].num_examples
+  ds = ds.concatenate(tf.data.Dataset.from_tensors(padding).repeat(num_padding))
+  return _finish(ds, batch_size)

@@ -1,0 +1,44 @@
+"""Model registry: `build(config.model)` makes the module named by `config.model.name`."""
+import dataclasses
+
+import flax.linen as nn
+import jax.numpy as jnp
+import ml_collections
+
+from vivit_jax.models import vivit
+
+MODELS = {
+    'vivit': vivit.ViViT,
+}
+
+
+def build(model_config: ml_collections.ConfigDict) -> nn.Module:
+  """The module `MODELS[model_config.name]` with every other field as an attribute.
+
+  Fields ending in 'dtype' may be strings ('float32', 'bfloat16'). Unknown names, unknown or
+  missing fields and unsupported values raise ValueError naming the config field.
+  """
+  kwargs = model_config.to_dict()
+  name = kwargs.pop('name', None)
+  if name not in MODELS:
+    raise ValueError(f"Unknown model '{name}' (config.model.name); available: "
+                     f"{', '.join(MODELS)}")
+  cls = MODELS[name]
+  fields = {f.name: f for f in dataclasses.fields(cls)
+            if f.init and f.name not in ('parent', 'name')}
+  unknown = sorted(set(kwargs) - set(fields))
+  if unknown:
+    raise ValueError(f"config.model.{unknown[0]} is not a field of {name}; fields: "
+                     f"{', '.join(sorted(fields))}")
+  missing = [n for n, f in fields.items() if n not in kwargs and f.default is dataclasses.MISSING
+             and f.default_factory is dataclasses.MISSING]
+  if missing:
+    raise ValueError(f"{name} needs config.model.{', config.model.'.join(missing)}")
+  for field, value in kwargs.items():
+    if field.endswith('dtype') and isinstance(value, str):
+      try:
+        kwargs[field] = jnp.dtype(value)
+      except TypeError as e:
+        raise ValueError(f"config.model.{field}='{value}' is not a dtype "
+                         f"(e.g. 'float32', 'bfloat16')") from e
+  return cls(**kwargs)
