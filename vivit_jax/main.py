@@ -2,6 +2,7 @@ r"""Entry point: `python -m vivit_jax.main --config configs/X.py --workdir DIR [
 
 Trains, evaluates and checkpoints as the config says; rerunning with the same workdir resumes.
 """
+import logging as std_logging
 import os
 import re
 import sys
@@ -45,6 +46,17 @@ def main(argv):
     sys.exit(128 + stop.signum)
 
 
+def _show_progress():
+  """Our progress lines (logger 'vivit_jax') on stdout; libraries' INFO chatter stays quiet."""
+  handler = std_logging.StreamHandler(sys.stdout)
+  handler.setFormatter(std_logging.Formatter('%(asctime)s %(message)s', '%H:%M:%S'))
+  log = std_logging.getLogger('vivit_jax')
+  log.addHandler(handler)
+  log.setLevel(std_logging.INFO)
+  log.propagate = False
+  logging.set_verbosity(logging.WARNING)
+
+
 if __name__ == '__main__':
-  logging.set_verbosity(logging.INFO)
+  _show_progress()
   app.run(main, flags_parser=_parse_flags)

@@ -6,21 +6,20 @@ same on R, G and B) redrawn every frame, and one
 soft-edged bar of random colour, size, aspect and orientation that contrasts with the background.
 The bar's motion is the `label` (`CLASS_NAMES`):
 
-  0 move_right, 1 move_left, 2 move_up, 3 move_down   1.0-1.5 px/frame; the bar's centre stays
-                                                      >= 4 px inside the frame all clip long
-  4 rotate_clockwise, 5 rotate_counterclockwise       12-20 degrees/frame about a fixed pivot
-                                                      0.6 half-lengths off the bar's centre
-  6 grow, 7 shrink                                    size x2 (grow) or x1/2 (shrink) in 16 frames
+  0-7  {right, left, up, down} x {slow, fast}   slow 0.4-0.7, fast 1.1-1.5 px/frame; the bar's
+                                                centre stays >= 4 px inside the frame all clip long
+  8 grow, 9 shrink                              size x2 (grow) or x1/2 (shrink) in 16 frames
 
-No single frame tells the class: the centre position, orientation and size of the bar have the same
-distribution in every frame of every class, and a small random jitter perturbs each frame.
+No single frame tells the class: orientation and size have the same distribution in every frame of
+every class, and so does the centre position up to its spread (a slow bar's path leaves more room
+to place it); a small random jitter perturbs each frame.
 
-Horizontal flips change labels (move_right <-> move_left, clockwise <-> counterclockwise), so
-`config.dataset.flip` must stay False for this dataset.
+Horizontal flips change labels (right <-> left), so `config.dataset.flip` must stay False for
+this dataset.
 
 Built locally (no download) and deterministically: examples are rendered with vectorised numpy in
-chunks, each from `np.random.default_rng((split seed, chunk index))`. Train: 6144 clips, test: 1024,
-each exactly balanced over the 8 classes. Building both splits takes ~7 s on 2 CPU cores (plus
+chunks, each from `np.random.default_rng((split seed, chunk index))`. Train: 6400 clips, test: 1280,
+each exactly balanced over the 10 classes. Building both splits takes ~7 s on 2 CPU cores (plus
 ~5 s to import TensorFlow in a fresh process); each chunk renders in a worker thread while TFDS
 writes the previous one.
 """
@@ -30,29 +29,28 @@ from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
-CLASS_NAMES = ('move_right', 'move_left', 'move_up', 'move_down',
-               'rotate_clockwise', 'rotate_counterclockwise', 'grow', 'shrink')
+CLASS_NAMES = ('right_slow', 'right_fast', 'left_slow', 'left_fast', 'up_slow', 'up_fast',
+               'down_slow', 'down_fast', 'grow', 'shrink')
 NUM_FRAMES, SIZE = 16, 32
-CHUNK = 256  # Clips rendered at once; a multiple of the 8 classes.
+CHUNK = 320  # Clips rendered at once; a multiple of the 10 classes.
 
 _CENTRE_RANGE = (4.0, SIZE - 5.0)  # Where the bar's centre may be, in pixel coordinates.
-_SPEED = (1.0, 1.5)  # px/frame; 15 steps of the fastest cross ~all of the centre range.
-_ROTATION = (12.0, 20.0)  # degrees/frame.
-_HALF_LENGTH = (3.5, 5.5)  # Before the size factor 2**r, r in [0, 1] (grow/shrink: r = t/15).
-_PIVOT_OFFSET = 0.6  # Rotation pivot's distance from the bar's centre, in half-lengths.
+_DIRECTIONS = np.array([[1, 0], [-1, 0], [0, -1], [0, 1]])  # right, left, up, down: (x, y down).
+_SPEEDS = ((0.4, 0.7), (1.1, 1.5))  # slow, fast px/frame; 15 fast steps cross ~the centre range.
+_HALF_LENGTH = (2.8, 4.2)  # Before the size factor 2**r, r in [0, 1] (grow/shrink: r = t/15).
 _ASPECT = (0.3, 0.45)  # Half-width / half-length.
 _EDGE = 0.35  # px; softness of the sigmoid edge (anti-aliasing).
 _NOISE = 0.03  # Pixel noise std, in [0, 1] units.
 
 
-def _virtual_path(rng, n: int, tau) -> np.ndarray:
-  """Positions (n, frames) along a random straight path across the centre range at times tau.
+def _virtual_path(rng, speed, tau) -> np.ndarray:
+  """Positions (n, frames) along a random straight path at `speed` (n, 1) px/frame at times tau.
 
-  A moving coordinate uses tau = t / 15 (up to sign); a static one a random single tau, so every
-  coordinate of every class has the same per-frame distribution.
+  A moving coordinate uses tau = t / 15 (up to sign); a static one a random single tau, so a
+  coordinate has the same per-frame distribution whether it moves or not.
   """
   lo, hi = _CENTRE_RANGE
-  span = (NUM_FRAMES - 1) * rng.uniform(*_SPEED, size=(n, 1))
+  span = (NUM_FRAMES - 1) * speed
   middle = rng.uniform(lo + span / 2, hi - span / 2)
   return middle + (tau - 0.5) * span
 
@@ -62,14 +60,17 @@ def _bar_parameters(rng, labels) -> tuple:
   n = len(labels)
   tau = np.linspace(0.0, 1.0, NUM_FRAMES)[None]
   static_tau = rng.integers(0, NUM_FRAMES, size=(2, n, 1)) / (NUM_FRAMES - 1)
-  direction = np.array([[1, 0], [-1, 0], [0, -1], [0, 1]] + [[0, 0]] * 4)[labels]  # (n, 2): x, y.
-  centres = [_virtual_path(rng, n, np.where(d[:, None] == 0, s, 0.5 + d[:, None] * (tau - 0.5)))
+  moving = labels < 2 * len(_DIRECTIONS)
+  direction = np.where(moving[:, None], _DIRECTIONS[np.minimum(labels // 2, 3)], 0)  # (n, 2).
+  fast = np.where(moving, labels % 2, rng.integers(0, 2, size=n)).astype(bool)[:, None]
+  speed = np.where(fast, rng.uniform(*_SPEEDS[1], size=(n, 1)),
+                   rng.uniform(*_SPEEDS[0], size=(n, 1)))
+  centres = [_virtual_path(rng, speed,
+                           np.where(d[:, None] == 0, s, 0.5 + d[:, None] * (tau - 0.5)))
              for d, s in zip(direction.T, static_tau)]
-  spin = np.select([labels == 4, labels == 5], [1.0, -1.0], 0.0)[:, None]  # y points down.
-  angle = (rng.uniform(0, 2 * np.pi, size=(n, 1))
-           + spin * np.deg2rad(rng.uniform(*_ROTATION, size=(n, 1))) * np.arange(NUM_FRAMES))
+  angle = rng.uniform(0, np.pi, size=(n, 1)) + np.zeros((1, NUM_FRAMES))
   static_exponent = rng.integers(0, NUM_FRAMES, size=(n, 1)) / (NUM_FRAMES - 1)
-  is_grow, is_shrink = labels[:, None] == 6, labels[:, None] == 7
+  is_grow, is_shrink = labels[:, None] == 8, labels[:, None] == 9
   exponent = np.select([is_grow, is_shrink], [tau, 1 - tau], static_exponent)
   half_length = rng.uniform(*_HALF_LENGTH, size=(n, 1)) * 2.0 ** exponent
   half_width = half_length * rng.uniform(*_ASPECT, size=(n, 1))
@@ -78,10 +79,6 @@ def _bar_parameters(rng, labels) -> tuple:
     return rng.normal(0.0, scale, size=(n, NUM_FRAMES))
 
   size_jitter = np.exp(jitter(0.02))
-  # Rotating bars turn about a pivot off their centre (like a clock hand), so the sense of
-  # rotation shows as motion along a circle, not only as a change of orientation.
-  offset = np.abs(spin) * _PIVOT_OFFSET * half_length
-  centres = (centres[0] + offset * np.cos(angle), centres[1] + offset * np.sin(angle))
   return (centres[0] + jitter(0.15), centres[1] + jitter(0.15), angle + jitter(np.deg2rad(1.0)),
           half_length * size_jitter, half_width * size_jitter)
 
@@ -145,7 +142,7 @@ class SyntheticMotion(tfds.core.GeneratorBasedBuilder):
 
   VERSION = tfds.core.Version('1.0.0')
   RELEASE_NOTES = {'1.0.0': 'Initial release.'}
-  SPLITS = {'train': (6144, 1), 'test': (1024, 2)}  # name: (number of clips, seed).
+  SPLITS = {'train': (6400, 1), 'test': (1280, 2)}  # name: (number of clips, seed).
   # TFDS's own lookup of this file needs `importlib_resources`, which TFDS does not install.
   code_path = epath.Path(__file__)
 

@@ -9,6 +9,8 @@ from orbax.checkpoint import checkpoint_managers
 
 from vivit_jax.train.state import TrainState
 
+log = logging.getLogger('vivit_jax')
+
 
 class CheckpointMismatchError(ValueError):
   """The workdir holds a checkpoint of a different model (parameter names or shapes)."""
@@ -86,7 +88,7 @@ class Checkpointer:
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), target)
     restored = self.manager.restore(
         step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract))).state
-    logging.info('Restored checkpoint at step %d from %s', step, self.directory)
+    log.info('Restored checkpoint at step %d from %s', step, self.directory)
     return restored
 
   def close(self):

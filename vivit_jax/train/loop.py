@@ -11,6 +11,8 @@ import numpy as np
 from vivit_jax import data, models
 from vivit_jax.train import checkpoint, metrics, optim, sharding, state as state_lib, step, tasks
 
+log = logging.getLogger('vivit_jax')
+
 
 class TrainingInterrupted(Exception):
   """SIGTERM/SIGINT arrived; the state was checkpointed. `signum` says which."""
@@ -168,7 +170,7 @@ def run(config, workdir: str) -> dict:
                                     **exp.step_kwargs())
   eval_step = step.make_eval_step(exp.model, exp.task, **exp.step_kwargs())
   writer = metrics.MetricWriter(workdir, enabled=jax.process_index() == 0)
-  logging.info('Training %s on %s from step %d to %d on mesh %s', config.model.name, ds.name,
+  log.info('Training %s on %s from step %d to %d on mesh %s', config.model.name, ds.name,
                first, num_steps, dict(exp.mesh.shape))
   train_batches = data.make_train_iterator(ds, global_batch_size=train.batch_size,
                                            seed=config.seed, start_step=first)
@@ -191,14 +193,14 @@ def run(config, workdir: str) -> dict:
         if done % train.log_every_steps == 0 or done == num_steps:
           summary = train_metrics.average()
           line, clips_per_s = progress.line(done, summary)
-          logging.info(line)
+          log.info(line)
           writer.write(done, {**summary, 'train/clips_per_s': clips_per_s})
         if ckpt.manager.should_save(done):
           train_metrics.flush()
           ckpt.save(state, done)
         if done % train.eval_every_steps == 0 and done != num_steps:
           results = evaluate(eval_step, state, config, batch_sharding)
-          logging.info('step %d eval on %s: top-1 %.4f, top-5 %.4f, loss %.4f', done,
+          log.info('step %d eval on %s: top-1 %.4f, top-5 %.4f, loss %.4f', done,
                        ds.eval_split, results['eval/top1'], results['eval/top5'],
                        results['eval/loss'])
           writer.write(done, results)
@@ -212,7 +214,7 @@ def run(config, workdir: str) -> dict:
   ckpt.close()
   results = evaluate(eval_step, state, config, batch_sharding)
   writer.write(num_steps, results)
-  logging.info('Final evaluation on %s (%d clips): top-1 %.4f, top-5 %.4f; trained in %.1f s',
+  log.info('Final evaluation on %s (%d clips): top-1 %.4f, top-5 %.4f; trained in %.1f s',
                ds.eval_split, results['eval/count'], results['eval/top1'], results['eval/top5'],
                time.perf_counter() - start_time)
   return results
