@@ -16,9 +16,9 @@ def load_config(relative_path: str = 'configs/default.py'):
 
 
 def tiny_config():
-  """configs/default.py shrunk to a 2-layer, 32-wide ViViT on 4x16x16 clips."""
+  """configs/default.py shrunk to a 2-layer, 32-wide ViViT with 2x4x4 tubelets on 4x16x16 clips."""
   config = load_config()
-  config.model.update(hidden_size=32, num_layers=2, num_heads=4, mlp_dim=64)
+  config.model.update(hidden_size=32, num_layers=2, num_heads=4, mlp_dim=64, patch_size=(2, 4, 4))
   config.dataset.update(num_frames=4, stride=2, crop_size=16)
   config.train.update(batch_size=16, eval_batch_size=16, num_steps=4, log_every_steps=2,
                       eval_every_steps=1000)

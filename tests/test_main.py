@@ -24,3 +24,10 @@ def test_bad_override_fails_naming_the_field(override, expected):
   assert result.returncode != 0
   assert expected in result.stderr
   assert 'Traceback' not in result.stderr
+
+
+def test_unknown_dataset_is_one_clear_error(tmp_path):
+  result = _main('--config.dataset.name=kinetics_typo', f'--config.dataset.data_dir={tmp_path}')
+  assert result.returncode == 1
+  assert "Unknown dataset 'kinetics_typo' (config.dataset.name)" in result.stderr
+  assert 'Traceback' not in result.stderr

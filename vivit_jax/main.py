@@ -44,6 +44,11 @@ def main(argv):
   except loop.TrainingInterrupted as stop:
     logging.warning('%s', stop)
     sys.exit(128 + stop.signum)
+  except (ValueError, FileNotFoundError, FloatingPointError) as e:
+    # Bad config, data, checkpoint or a diverged run: the message names the fix.
+    if os.environ.get('VIVIT_TRACEBACK'):
+      raise
+    sys.exit(f'{type(e).__name__}: {e}\n(Set VIVIT_TRACEBACK=1 to see the traceback.)')
 
 
 def _show_progress():

@@ -49,7 +49,7 @@ def test_train_batches_shape_dtype_and_range(config):
   batch = next(data.make_train_iterator(config, global_batch_size=16, seed=0))
   assert batch['video'].shape == (16, 4, 16, 16, 3) and batch['video'].dtype == np.float32
   assert batch['label'].shape == (16,) and batch['label'].dtype == np.int32
-  assert set(batch) == {'video', 'label'} and np.all((0 <= batch['label']) & (batch['label'] < 8))
+  assert set(batch) == {'video', 'label'} and np.all((0 <= batch['label']) & (batch['label'] < 10))
   assert -1 <= batch['video'].min() < -0.3 and 0.3 < batch['video'].max() <= 1  # mean = std = 0.5.
 
 

@@ -103,9 +103,23 @@ def test_translation_moves_in_the_labelled_direction_and_speed(test_split, direc
   videos, labels = test_split
   slopes = _slopes(videos[labels == 2 * direction + fast])
   along, across = sign * slopes[:, axis], np.abs(slopes[:, 1 - axis])
-  assert np.all(along > 0.2) and np.all(along > 2 * across), (along.min(), across.max())
-  # The speed (slow 0.4-0.7, fast 1.1-1.5 px/frame), seen through the noise.
+  # A slow bar overlaps itself from frame to frame, which blurs its difference centroids:
+  # require the direction in nearly all clips and the speed (slow 0.4-0.7, fast 1.1-1.5
+  # px/frame) in the median. test_bar_centres_follow_the_label checks the exact motion.
+  assert np.mean(along > 0) >= 0.9 and np.median(along) > 2 * np.median(across)
   assert speeds[0] < np.median(along) < speeds[1], np.median(along)
+
+
+def test_bar_centres_follow_the_label():
+  labels = np.arange(800) % 10
+  cx, cy = synthetic_motion._bar_parameters(np.random.default_rng(0), labels)[:2]
+  velocity = np.stack([np.diff(cx, axis=1).mean(1), np.diff(cy, axis=1).mean(1)], -1)  # (n, 2).
+  for label in range(8):
+    v = velocity[labels == label] * synthetic_motion._DIRECTIONS[label // 2]
+    speed = v.sum(-1)  # Along the labelled direction; the other axis contributes 0.
+    low, high = synthetic_motion._SPEEDS[label % 2]
+    assert np.all((low - 0.05 < speed) & (speed < high + 0.05)), (label, speed.min(), speed.max())
+  assert np.all(np.abs(velocity[labels >= 8]) < 0.1)  # grow / shrink stay in place.
 
 
 def test_grow_and_shrink_change_the_area(test_split):

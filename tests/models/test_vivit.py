@@ -69,7 +69,7 @@ def test_init_conventions():
 def test_output_shape_and_dtypes(classifier, dtype):
   video, variables = _video(), _variables(classifier)
   logits = _model(classifier=classifier, dtype=dtype).apply(variables, video, train=False)
-  assert logits.shape == (2, 8) and logits.dtype == jnp.float32
+  assert logits.shape == (2, tiny_config().model.num_classes) and logits.dtype == jnp.float32
   reference = _model(classifier=classifier).apply(variables, video, train=False)
   assert np.abs(reference).max() > 0.1
   np.testing.assert_allclose(logits, reference, rtol=0.1, atol=0.1 * np.abs(reference).max())
@@ -164,12 +164,15 @@ def test_joint_attention_is_invariant_to_tubelet_permutation():
 def test_build_default_config():
   config = load_config()
   model = models.build(config.model)
-  assert model.variant == 'spatio_temporal' and model.patch_size == (2, 4, 4)
+  assert model.variant == 'spatio_temporal' and model.patch_size == tuple(config.model.patch_size)
   assert model.dtype == jnp.float32
   ds = config.dataset
   video = jnp.zeros((1, ds.num_frames, ds.crop_size, ds.crop_size, 3))
   abstract = _abstract_init(model, video)
-  assert nn.unbox(abstract)['params']['pos_embedding']['embedding'].shape == (1, 197, 64)
+  t, h, w = config.model.patch_size
+  tokens = (ds.num_frames // t) * (ds.crop_size // h) * (ds.crop_size // w) + 1  # + CLS.
+  assert nn.unbox(abstract)['params']['pos_embedding']['embedding'].shape == (
+      1, tokens, config.model.hidden_size)
 
 
 @pytest.mark.parametrize('field,value,match', [

@@ -55,8 +55,11 @@ class Checkpointer:
     return self.manager.latest_step()
 
   def save(self, state: TrainState, step: int, *, force: bool = False) -> bool:
-    """Saves `state` as `step` if every_steps divides it (or `force`); asynchronous."""
-    if not (force or self.manager.should_save(step)):
+    """Saves `state` as `step` if every_steps divides it (or `force`) and `step` is not saved yet.
+
+    Asynchronous: returns at once, `wait()` or `close()` blocks until written.
+    """
+    if step in self.manager.all_steps() or not (force or self.manager.should_save(step)):
       return False
     meta = {'model_config': self.model_config, 'param_shapes': param_shapes(state.params)}
     return self.manager.save(

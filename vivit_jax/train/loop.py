@@ -209,8 +209,7 @@ def run(config, workdir: str) -> dict:
     except NonFiniteLossError:
       ckpt.close()
       raise
-  if ckpt.latest_step() != num_steps:
-    ckpt.save(state, num_steps, force=True)
+  ckpt.save(state, num_steps, force=True)
   ckpt.close()
   results = evaluate(eval_step, state, config, batch_sharding)
   writer.write(num_steps, results)
