@@ -1,7 +1,9 @@
 """The training loop end to end: exact resume, SIGTERM, NaN, model mismatch, metrics, learning."""
 import hashlib
 import json
+import logging
 import os
+import re
 import signal
 
 import jax
@@ -84,8 +86,15 @@ def test_checkpoint_of_another_model_is_refused(config, tmp_path):
     loop.run(config, str(tmp_path))
 
 
-def test_metrics_written(config, tmp_path):
+def test_metrics_and_progress_written(config, tmp_path, caplog):
+  caplog.set_level(logging.INFO, logger='vivit_jax')
   results = loop.run(config, str(tmp_path))
+  progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith('step ')]
+  assert len(progress) == 2 and re.fullmatch(
+      r'step 4/4 \| loss \d+\.\d{4} \| top1 [01]\.\d{3} \| lr \S+ \| \d+\.\d clips/s \| ETA 0m00s',
+      progress[-1]), progress
+  final = caplog.records[-1].getMessage()
+  assert final.startswith(f'Final evaluation on test ({int(results["eval/count"])} clips): top-1 ')
   lines = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
   train_lines = [l for l in lines if 'train/loss' in l]
   assert [l['step'] for l in train_lines] == [2, 4]

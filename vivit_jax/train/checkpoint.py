@@ -51,6 +51,10 @@ class Checkpointer:
     self.directory = directory
     self.manager = ocp.CheckpointManager(directory, options=options)
 
+  def due(self, step: int) -> bool:
+    """Whether `step` is a scheduled save (every_steps divides it)."""
+    return self.manager.should_save(step)
+
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
 
@@ -59,7 +63,7 @@ class Checkpointer:
 
     Asynchronous: returns at once, `wait()` or `close()` blocks until written.
     """
-    if step in self.manager.all_steps() or not (force or self.manager.should_save(step)):
+    if step in self.manager.all_steps() or not (force or self.due(step)):
       return False
     meta = {'model_config': self.model_config, 'param_shapes': param_shapes(state.params)}
     return self.manager.save(

@@ -3,6 +3,7 @@ import dataclasses
 import logging
 import os
 import signal
+import threading
 import time
 
 import jax
@@ -31,7 +32,9 @@ class _StopSignals:
 
   def __enter__(self):
     self.signum = None
-    self._previous = {s: signal.signal(s, self._record) for s in (signal.SIGTERM, signal.SIGINT)}
+    self._previous = {}
+    if threading.current_thread() is threading.main_thread():  # Python's rule for handlers.
+      self._previous = {s: signal.signal(s, self._record) for s in (signal.SIGTERM, signal.SIGINT)}
     return self
 
   def _record(self, signum, frame):
@@ -171,7 +174,7 @@ def run(config, workdir: str) -> dict:
   eval_step = step.make_eval_step(exp.model, exp.task, **exp.step_kwargs())
   writer = metrics.MetricWriter(workdir, enabled=jax.process_index() == 0)
   log.info('Training %s on %s from step %d to %d on mesh %s', config.model.name, ds.name,
-               first, num_steps, dict(exp.mesh.shape))
+           first, num_steps, dict(exp.mesh.shape))
   train_batches = data.make_train_iterator(ds, global_batch_size=train.batch_size,
                                            seed=config.seed, start_step=first)
   progress = metrics.Progress(first, num_steps, train.batch_size)
@@ -195,15 +198,12 @@ def run(config, workdir: str) -> dict:
           line, clips_per_s = progress.line(done, summary)
           log.info(line)
           writer.write(done, {**summary, 'train/clips_per_s': clips_per_s})
-        if ckpt.manager.should_save(done):
-          train_metrics.flush()
+        if ckpt.due(done):
+          train_metrics.flush()  # Never checkpoint past a step that went non-finite.
           ckpt.save(state, done)
         if done % train.eval_every_steps == 0 and done != num_steps:
-          results = evaluate(eval_step, state, config, batch_sharding)
-          log.info('step %d eval on %s: top-1 %.4f, top-5 %.4f, loss %.4f', done,
-                       ds.eval_split, results['eval/top1'], results['eval/top5'],
-                       results['eval/loss'])
-          writer.write(done, results)
+          _report_eval(f'step {done} eval', done, evaluate(eval_step, state, config, batch_sharding),
+                       writer, ds.eval_split)
           progress.pause(done)
       train_metrics.flush()
     except NonFiniteLossError:
@@ -211,9 +211,14 @@ def run(config, workdir: str) -> dict:
       raise
   ckpt.save(state, num_steps, force=True)
   ckpt.close()
+  log.info('Trained steps %d-%d in %.1f s', first, num_steps, time.perf_counter() - start_time)
   results = evaluate(eval_step, state, config, batch_sharding)
-  writer.write(num_steps, results)
-  log.info('Final evaluation on %s (%d clips): top-1 %.4f, top-5 %.4f; trained in %.1f s',
-               ds.eval_split, results['eval/count'], results['eval/top1'], results['eval/top5'],
-               time.perf_counter() - start_time)
+  _report_eval('Final evaluation', num_steps, results, writer, ds.eval_split)
   return results
+
+
+def _report_eval(title: str, step_number: int, results: dict, writer, split: str):
+  """Logs 'TITLE on SPLIT (N clips): top-1 ..., top-5 ..., loss ...' and writes the metrics."""
+  log.info('%s on %s (%d clips): top-1 %.4f, top-5 %.4f, loss %.4f', title, split,
+           results['eval/count'], results['eval/top1'], results['eval/top5'], results['eval/loss'])
+  writer.write(step_number, results)
