@@ -1,11 +1,12 @@
 r"""Default job: a tiny ViViT (Model 1) on the built-in `synthetic_motion` dataset.
 
-Run (CPU, 2 cores: dataset build ~15 s, training a few minutes):
+Run (CPU, 2 cores: dataset build ~10 s, 600 steps in ~3.5 min at ~200 clips/s):
 
   python -m vivit_jax.main --config configs/default.py --workdir runs/default
 
-Expect: >= 90% top-1 on synthetic_motion's test split. Any field can be overridden,
-e.g. `--config.train.num_steps=100 --config.model.num_layers=2`.
+Expect: top-1 0.9945, top-5 1.0 on synthetic_motion's 1280 test clips (0.96 at step 300); the
+same model given the middle frame repeated (tools/static_frame_probe.py) scores 0.10 = chance.
+Any field can be overridden, e.g. `--config.train.num_steps=100 --config.model.num_layers=2`.
 """
 import ml_collections
 

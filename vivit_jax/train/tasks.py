@@ -10,9 +10,10 @@ def _weights(batch, n):
 
 
 def _hit_at_k(logits, labels, k):
-  """(B,) 1.0 where the label is among the top-k logits (ties count for the label)."""
-  label_logit = jnp.take_along_axis(logits, labels[:, None], axis=-1)
-  return (jnp.sum(logits > label_logit, axis=-1) < k).astype(jnp.float32)
+  """(B,) 1.0 where the label is among the k largest logits (ties go to the lower class index,
+  as argmax does, so equal logits never count as a hit for every class)."""
+  top_k = jax.lax.top_k(logits, k)[1]
+  return jnp.any(top_k == labels[:, None], axis=-1).astype(jnp.float32)
 
 
 class Classification:
