@@ -178,7 +178,7 @@ def test_build_default_config():
 @pytest.mark.parametrize('field,value,match', [
     ('name', 'nope', "Unknown model 'nope'.*available: vivit"),
     ('foo', 1, 'config.model.foo is not a field of vivit'),
-    ('variant', 'factorised_encoder', 'factorised_encoder.*supported: spatio_temporal'),
+    ('variant', 'nope', "variant='nope' is not supported by vivit; supported: spatio_temporal"),
     ('classifier', 'max', "classifier='max'"),
     ('attention_impl', 'flash', "attention_impl='flash'"),
     ('dtype', 'float33', "dtype='float33'"),

@@ -5,10 +5,11 @@ import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
 
-from vivit_jax.models import vivit
+from vivit_jax.models import timesformer, vivit
 
 MODELS = {
     'vivit': vivit.ViViT,
+    'timesformer': timesformer.TimeSformer,
 }
 
 

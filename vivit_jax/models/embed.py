@@ -1,11 +1,29 @@
 """Tokenisation: tubelets (or frame patches), a class token, learned positional embeddings."""
-from typing import Sequence
+from typing import Sequence, Tuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from vivit_jax.models.layers import Dtype, partitioned
+
+TOKENIZERS = ('tubelet', 'frame')
+
+
+def tubelet_shape(tokenizer: str, patch_size: Sequence[int]) -> Tuple[int, int, int]:
+  """The (t, h, w) tubelet that embeds config.model.patch_size for `tokenizer`.
+
+  'tubelet': patch_size is the tubelet (t, h, w). 'frame' (uniform frame sampling): (h, w)
+  patches of every frame, so patch_size is (h, w) or (1, h, w) and the tubelet is (1, h, w).
+  """
+  patch = tuple(patch_size)
+  if tokenizer == 'frame' and len(patch) == 2:
+    return (1,) + patch
+  if len(patch) != 3 or (tokenizer == 'frame' and patch[0] != 1):
+    expected = '(h, w) or (1, h, w)' if tokenizer == 'frame' else '(t, h, w)'
+    raise ValueError(f"config.model.patch_size={patch} does not fit config.model.tokenizer="
+                     f"'{tokenizer}', which takes {expected}.")
+  return patch
 
 
 class TubeletEmbed(nn.Module):

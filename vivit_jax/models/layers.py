@@ -1,11 +1,14 @@
 """Shared transformer blocks: attention, MLP, stochastic depth, pre-norm encoder.
 
+The encoder's attention is joint over all tokens or factorised over space and time (ViViT
+Models 3 and 4) for tokens ordered (frame, position); `within` regroups them.
+
 Every parameter carries logical axis names ('embed', 'mlp', 'heads', 'kv') that
 `config.sharding_rules` maps to mesh axes; the residual stream is constrained to
 ('batch', 'length', 'embed') between blocks.
 """
 import functools
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -17,6 +20,8 @@ RESIDUAL_AXES = ('batch', 'length', 'embed')
 # config.model.attention_impl -> `implementation` of jax.nn.dot_product_attention.
 ATTENTION_IMPLS = {'xla': None, 'cudnn': 'cudnn'}
 _CUDNN_DTYPES = (jnp.bfloat16, jnp.float16)
+# EncoderBlock.factorisation: joint attention, ViViT Model 3 or ViViT Model 4.
+FACTORISATIONS = (None, 'self_attention', 'dot_product')
 
 
 def partitioned(init: nn.initializers.Initializer, names: Sequence[Optional[str]]):
@@ -47,17 +52,44 @@ def _check_cudnn(q: jax.Array):
                      f"use attention_impl='xla'.")
 
 
+def within(fn: Callable[..., jax.Array], over: str, num_frames: int, *xs: jax.Array):
+  """Applies `fn` to the tokens of one frame ('space') or of one spatial position ('time').
+
+  xs (B, nt * ns, ...) hold tokens ordered (frame, position); fn maps arrays (B', n, ...) to one
+  array (B', n, ...), with B' = B * nt sequences of n = ns tokens ('space') or B' = B * ns
+  sequences of n = nt tokens ('time'). Returns (B, nt * ns, ...).
+  """
+  b, n = xs[0].shape[:2]
+  if n % num_frames:
+    raise ValueError(f'{n} tokens cannot be split into {num_frames} frames of equal size.')
+  swap = {'space': False, 'time': True}[over]
+
+  def group(x):  # (B, nt * ns, ...) -> (B', n, ...).
+    x = x.reshape((b, num_frames, n // num_frames) + x.shape[2:])
+    x = x.swapaxes(1, 2) if swap else x
+    return x.reshape((-1,) + x.shape[2:])
+
+  y = fn(*map(group, xs))
+  y = y.reshape((b, -1) + y.shape[1:])
+  y = y.swapaxes(1, 2) if swap else y
+  return y.reshape((b, n) + y.shape[3:])
+
+
 class Attention(nn.Module):
   """Multi-head self-attention over tokens (B, N, D) -> (B, N, D), D = num_heads * head_dim.
 
-  Attention-weight dropout (rng stream 'dropout') runs an explicit softmax(q k^T / sqrt(d)) path
-  with the same float32 softmax as `jax.nn.dot_product_attention`, which serves the other cases.
+  q/k/v/out projections around `_attend`, the core on q, k, v (B, N, heads, head_dim) that
+  subclasses restrict. Attention-weight dropout (rng stream 'dropout') runs an explicit
+  softmax(q k^T / sqrt(d)) path with the same float32 softmax as `jax.nn.dot_product_attention`,
+  which serves the other cases. `zero_init_out` zero-initialises the output projection, so the
+  residual branch starts at exactly 0 (Model 3's temporal attention).
   """
   num_heads: int
   dropout_rate: float
   attention_impl: str
   dtype: Dtype
   param_dtype: Dtype
+  zero_init_out: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -75,18 +107,22 @@ class Attention(nn.Module):
                                 ('embed', 'heads', 'kv')),
         bias_init=partitioned(nn.initializers.zeros, ('heads', 'kv')), name=name)(x)
                for name in ('query', 'key', 'value'))
-    if train and self.dropout_rate > 0:
-      out = self._attend_with_dropout(q, k, v)
-    else:
-      implementation = ATTENTION_IMPLS[self.attention_impl]
-      if implementation == 'cudnn':
-        _check_cudnn(q)
-      out = jax.nn.dot_product_attention(q, k, v, implementation=implementation)
+    out_init = (nn.initializers.zeros if self.zero_init_out
+                else nn.initializers.xavier_uniform(in_axis=(0, 1), out_axis=2))
     return project(
         shape=(heads, head_dim, width), einsum_str='bnhk,hkd->bnd',
-        kernel_init=partitioned(nn.initializers.xavier_uniform(in_axis=(0, 1), out_axis=2),
-                                ('heads', 'kv', 'embed')),
-        bias_init=partitioned(nn.initializers.zeros, ('embed',)), name='out')(out)
+        kernel_init=partitioned(out_init, ('heads', 'kv', 'embed')),
+        bias_init=partitioned(nn.initializers.zeros, ('embed',)),
+        name='out')(self._attend(q, k, v, train))
+
+  def _attend(self, q: jax.Array, k: jax.Array, v: jax.Array, train: bool) -> jax.Array:
+    """q, k, v (B, N, heads, head_dim) -> (B, N, heads, head_dim): attention over all N."""
+    if train and self.dropout_rate > 0:
+      return self._attend_with_dropout(q, k, v)
+    implementation = ATTENTION_IMPLS[self.attention_impl]
+    if implementation == 'cudnn':
+      _check_cudnn(q)
+    return jax.nn.dot_product_attention(q, k, v, implementation=implementation)
 
   def _attend_with_dropout(self, q, k, v):
     """q, k, v (B, N, heads, head_dim) -> (B, N, heads, head_dim), dropping attention weights."""
@@ -94,6 +130,27 @@ class Attention(nn.Module):
     weights = jax.nn.softmax(logits * q.shape[-1] ** -0.5).astype(v.dtype)
     weights = nn.Dropout(self.dropout_rate)(weights, deterministic=False)
     return jnp.einsum('bhqk,bkhd->bqhd', weights, v)
+
+
+class FactorisedDotProductAttention(Attention):
+  """ViViT Model 4 attention on tokens (B, nt * ns, D) ordered (frame, position) -> (B, N, D).
+
+  The first num_heads / 2 heads attend over space (the ns tokens of their frame), the others over
+  time (the nt tokens at their spatial position); the heads are concatenated before the shared
+  output projection. `num_frames` is nt (1: all tokens form one frame).
+  """
+  num_frames: int = 1
+
+  def _attend(self, q: jax.Array, k: jax.Array, v: jax.Array, train: bool) -> jax.Array:
+    """q, k, v (B, N, heads, head_dim) -> (B, N, heads, head_dim), heads split space / time."""
+    if self.num_heads % 2:
+      raise ValueError(f'factorised_dot_product attention splits the heads between space and '
+                       f'time: config.model.num_heads={self.num_heads} must be even.')
+    attend, half = super()._attend, self.num_heads // 2
+    return jnp.concatenate([
+        within(lambda *qkv: attend(*qkv, train), over, self.num_frames,
+               *(a[:, :, heads] for a in (q, k, v)))
+        for over, heads in (('space', slice(None, half)), ('time', slice(half, None)))], axis=2)
 
 
 class MlpBlock(nn.Module):
@@ -138,7 +195,13 @@ class DropPath(nn.Module):
 class EncoderBlock(nn.Module):
   """Pre-norm transformer block on tokens (B, N, D).
 
-  x + DropPath(Dropout(Attention(LN(x)))), then x + DropPath(MLP(LN(x))).
+  x + DropPath(Dropout(Attention(LN(x)))), then x + DropPath(MLP(LN(x))). `factorisation`, for
+  tokens ordered (frame, position) with N = num_frames * ns:
+    None              joint attention over all N tokens (ViT; ViViT Models 1 and 2).
+    'self_attention'  ViViT Model 3: attention over space ('attn', within each frame), then a
+                      second residual attention over time ('temporal_attn', within each spatial
+                      position, output projection zero-initialised), then the MLP.
+    'dot_product'     ViViT Model 4: FactorisedDotProductAttention.
   """
   num_heads: int
   mlp_dim: int
@@ -148,17 +211,37 @@ class EncoderBlock(nn.Module):
   attention_impl: str
   dtype: Dtype
   param_dtype: Dtype
+  factorisation: Optional[str] = None
+  num_frames: int = 1
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    y = layer_norm(self.dtype, self.param_dtype, name='norm_attn')(x)
-    y = Attention(self.num_heads, self.attention_dropout_rate, self.attention_impl, self.dtype,
-                  self.param_dtype, name='attn')(y, train=train)
-    y = nn.Dropout(self.dropout_rate)(y, deterministic=not train)
-    x = x + DropPath(self.drop_path_rate)(y, train=train)
+    args = (self.num_heads, self.attention_dropout_rate, self.attention_impl, self.dtype,
+            self.param_dtype)
+    if self.factorisation not in FACTORISATIONS:
+      raise ValueError(f"EncoderBlock.factorisation='{self.factorisation}' is not one of "
+                       f"{FACTORISATIONS}.")
+    if self.factorisation == 'self_attention':
+      x = self._attention_residual(x, Attention(*args, name='attn'), 'space', train)
+      x = self._attention_residual(x, Attention(*args, zero_init_out=True, name='temporal_attn'),
+                                   'time', train)
+    else:
+      attention = (FactorisedDotProductAttention(*args, num_frames=self.num_frames, name='attn')
+                   if self.factorisation == 'dot_product' else Attention(*args, name='attn'))
+      x = self._attention_residual(x, attention, None, train)
     y = layer_norm(self.dtype, self.param_dtype, name='norm_mlp')(x)
     y = MlpBlock(self.mlp_dim, self.dropout_rate, self.dtype, self.param_dtype,
                  name='mlp')(y, train=train)
+    return x + DropPath(self.drop_path_rate)(y, train=train)
+
+  def _attention_residual(self, x: jax.Array, attention: Attention, over: Optional[str],
+                          train: bool) -> jax.Array:
+    """x (B, N, D) + DropPath(Dropout(attention(LN(x)))); `over` 'space'/'time' restricts it
+    `within` frames / spatial positions. The LayerNorm is named 'norm_' + attention.name."""
+    y = layer_norm(self.dtype, self.param_dtype, name=f'norm_{attention.name}')(x)
+    attend = functools.partial(attention, train=train)
+    y = within(attend, over, self.num_frames, y) if over else attend(y)
+    y = nn.Dropout(self.dropout_rate)(y, deterministic=not train)
     return x + DropPath(self.drop_path_rate)(y, train=train)
 
 
@@ -166,6 +249,7 @@ class Encoder(nn.Module):
   """`num_layers` EncoderBlocks then a final LayerNorm; tokens (B, N, D) -> (B, N, D).
 
   The stochastic-depth rate grows linearly from 0 (first block) to `stochastic_depth` (last).
+  `factorisation` and `num_frames` are passed to every EncoderBlock.
   """
   num_layers: int
   num_heads: int
@@ -176,6 +260,8 @@ class Encoder(nn.Module):
   attention_impl: str
   dtype: Dtype
   param_dtype: Dtype
+  factorisation: Optional[str] = None
+  num_frames: int = 1
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -184,6 +270,7 @@ class Encoder(nn.Module):
       drop_path_rate = self.stochastic_depth * i / max(self.num_layers - 1, 1)
       x = EncoderBlock(self.num_heads, self.mlp_dim, self.dropout_rate,
                        self.attention_dropout_rate, drop_path_rate, self.attention_impl,
-                       self.dtype, self.param_dtype, name=f'block_{i}')(x, train=train)
+                       self.dtype, self.param_dtype, self.factorisation, self.num_frames,
+                       name=f'block_{i}')(x, train=train)
       x = constrain_residual(x)
     return layer_norm(self.dtype, self.param_dtype, name='norm')(x)

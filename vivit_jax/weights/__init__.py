@@ -1,0 +1,1 @@
+"""Getting weights in: Hugging Face checkpoints (`hf.load_pretrained`)."""

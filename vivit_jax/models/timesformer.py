@@ -1,0 +1,235 @@
+"""TimeSformer with divided space-time attention (Bertasius et al. 2021,
+https://arxiv.org/abs/2102.05095), numerically as Hugging Face's `TimesformerForVideoClassification`.
+
+Patch tokens are ordered (patch, time) as in Hugging Face; the CLS token takes part in spatial
+attention once per frame and its update is averaged over frames. The parameter tree mirrors an
+image ViT (`embedding`, `cls`, `pos_embedding`, `encoder/block_i/{norm_attn, attn, norm_mlp, mlp}`,
+`encoder/norm`, `head`) plus `time_embedding` and per block `norm_temporal_attn`, `temporal_attn`,
+`temporal_dense`. `time_embedding` and `temporal_dense` start at zero, so a fresh model whose ViT
+parts come from an image ViT equals that ViT on a video whose frames are all one image.
+"""
+import functools
+from typing import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from vivit_jax.models import embed, layers
+from vivit_jax.models.layers import Dtype, partitioned
+
+# Hugging Face `hidden_act` (transformers.activations.ACT2FN) -> activation.
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    'gelu': functools.partial(nn.gelu, approximate=False),
+    'gelu_new': nn.gelu,  # The tanh approximation, like the next two.
+    'gelu_pytorch_tanh': nn.gelu,
+    'gelu_fast': nn.gelu,
+    'quick_gelu': lambda x: x * nn.sigmoid(1.702 * x),
+    'relu': nn.relu,
+    'silu': nn.silu,
+    'swish': nn.silu,
+}
+_QKV = ('query', 'key', 'value')
+
+
+def _add_zero_qkv_bias(variables):
+  """Attention variables without q/k/v biases -> with constant zero ones."""
+  return {'params': {
+      n: dict(p, bias=jnp.zeros(nn.unbox(p['kernel']).shape[1:], nn.unbox(p['kernel']).dtype))
+      if n in _QKV else p for n, p in variables.get('params', {}).items()}}
+
+
+def _drop_qkv_bias(variables):
+  """Inverse of `_add_zero_qkv_bias`: the biases are never stored."""
+  return {'params': {n: {'kernel': p['kernel']} if n in _QKV else p
+                     for n, p in variables.get('params', {}).items()}}
+
+
+# layers.Attention without q/k/v biases (Hugging Face `qkv_bias=False`).
+AttentionNoQkvBias = nn.map_variables(layers.Attention, 'params', trans_in_fn=_add_zero_qkv_bias,
+                                      trans_out_fn=_drop_qkv_bias, init=True, mutable=True)
+
+
+def _layer_norm(eps: float, dtype: Dtype, param_dtype: Dtype, name: str) -> nn.LayerNorm:
+  """layers.layer_norm with epsilon `eps`."""
+  return nn.LayerNorm(epsilon=eps, dtype=dtype, param_dtype=param_dtype,
+                      scale_init=partitioned(nn.initializers.ones, ('embed',)),
+                      bias_init=partitioned(nn.initializers.zeros, ('embed',)), name=name)
+
+
+class Mlp(nn.Module):
+  """Dense -> activation -> dropout -> Dense -> dropout; (..., D) -> (..., D).
+
+  layers.MlpBlock with a choice of activation (names and initialisers as there).
+  """
+  mlp_dim: int
+  activation: str
+  dropout_rate: float
+  dtype: Dtype
+  param_dtype: Dtype
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    dense = functools.partial(nn.Dense, dtype=self.dtype, param_dtype=self.param_dtype)
+    bias_init = nn.initializers.normal(stddev=1e-6)
+    y = dense(self.mlp_dim,
+              kernel_init=partitioned(nn.initializers.xavier_uniform(), ('embed', 'mlp')),
+              bias_init=partitioned(bias_init, ('mlp',)), name='fc1')(x)
+    y = nn.Dropout(self.dropout_rate)(ACTIVATIONS[self.activation](y), deterministic=not train)
+    y = dense(x.shape[-1],
+              kernel_init=partitioned(nn.initializers.xavier_uniform(), ('mlp', 'embed')),
+              bias_init=partitioned(bias_init, ('embed',)), name='fc2')(y)
+    return nn.Dropout(self.dropout_rate)(y, deterministic=not train)
+
+
+class DividedBlock(nn.Module):
+  """Temporal attention, spatial attention, MLP on tokens (B, 1 + P * T, D), CLS first, patches
+  ordered (patch, time); all pre-norm residual branches.
+  """
+  num_frames: int
+  num_heads: int
+  mlp_dim: int
+  dropout_rate: float
+  attention_dropout_rate: float
+  drop_path_rate: float
+  attention_impl: str
+  layer_norm_eps: float
+  hidden_act: str
+  qkv_bias: bool
+  dtype: Dtype
+  param_dtype: Dtype
+
+  def _norm(self, name: str) -> nn.LayerNorm:
+    return _layer_norm(self.layer_norm_eps, self.dtype, self.param_dtype, name)
+
+  def _attend(self, x: jax.Array, name: str, train: bool) -> jax.Array:
+    """DropPath(Dropout(Attention(LN(x)))) on (B', N', D); drop-path masks rows of B' (as HF)."""
+    attention = layers.Attention if self.qkv_bias else AttentionNoQkvBias
+    y = self._norm(f'norm_{name}')(x)
+    y = attention(self.num_heads, self.attention_dropout_rate, self.attention_impl, self.dtype,
+                  self.param_dtype, name=name)(y, train=train)
+    y = nn.Dropout(self.dropout_rate)(y, deterministic=not train)
+    return layers.DropPath(self.drop_path_rate)(y, train=train)
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    b, n, d = x.shape
+    t = self.num_frames
+    p = (n - 1) // t
+    cls, patches = x[:, :1], x[:, 1:]
+    # Temporal: each patch attends over its T frames.
+    y = self._attend(patches.reshape(b * p, t, d), 'temporal_attn', train).reshape(b, p * t, d)
+    patches = patches + nn.Dense(
+        d, dtype=self.dtype, param_dtype=self.param_dtype,
+        kernel_init=partitioned(nn.initializers.zeros, (None, 'embed')),
+        bias_init=partitioned(nn.initializers.zeros, ('embed',)), name='temporal_dense')(y)
+    # Spatial: each frame's patches attend with a copy of the CLS token.
+    frames = patches.reshape(b, p, t, d).transpose(0, 2, 1, 3).reshape(b * t, p, d)
+    y = self._attend(jnp.concatenate([jnp.repeat(cls, t, axis=0), frames], axis=1), 'attn', train)
+    cls_update = y[:, 0].reshape(b, t, d).mean(axis=1, keepdims=True)
+    patch_update = y[:, 1:].reshape(b, t, p, d).transpose(0, 2, 1, 3).reshape(b, p * t, d)
+    x = jnp.concatenate([cls + cls_update, patches + patch_update], axis=1)
+    y = Mlp(self.mlp_dim, self.hidden_act, self.dropout_rate, self.dtype, self.param_dtype,
+            name='mlp')(self._norm('norm_mlp')(x), train=train)
+    return x + layers.DropPath(self.drop_path_rate)(y, train=train)
+
+
+class DividedEncoder(nn.Module):
+  """`num_layers` DividedBlocks then a final LayerNorm; (B, 1 + P * T, D) -> (B, 1 + P * T, D).
+
+  The stochastic-depth rate grows linearly from 0 (first block) to `stochastic_depth` (last).
+  """
+  num_layers: int
+  num_frames: int
+  num_heads: int
+  mlp_dim: int
+  dropout_rate: float
+  attention_dropout_rate: float
+  stochastic_depth: float
+  attention_impl: str
+  layer_norm_eps: float
+  hidden_act: str
+  qkv_bias: bool
+  dtype: Dtype
+  param_dtype: Dtype
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    x = layers.constrain_residual(x)
+    for i in range(self.num_layers):
+      rate = self.stochastic_depth * i / max(self.num_layers - 1, 1)
+      x = DividedBlock(self.num_frames, self.num_heads, self.mlp_dim, self.dropout_rate,
+                       self.attention_dropout_rate, rate, self.attention_impl, self.layer_norm_eps,
+                       self.hidden_act, self.qkv_bias, self.dtype, self.param_dtype,
+                       name=f'block_{i}')(x, train=train)
+      x = layers.constrain_residual(x)
+    return _layer_norm(self.layer_norm_eps, self.dtype, self.param_dtype, 'norm')(x)
+
+
+class TimeSformer(nn.Module):
+  """Video (B, T, H, W, C) float32 -> logits (B, num_classes) float32, or the final CLS features
+  (B, hidden_size) when num_classes == 0 (Hugging Face `TimesformerModel`'s
+  `last_hidden_state[:, 0]`). T must be `num_frames`, H and W `image_size`.
+
+  Parameters stay `param_dtype`; Dense/Conv/LayerNorm compute in `dtype`. RNG streams:
+  'dropout' (dropout_rate, attention_dropout_rate) and 'drop_path' (stochastic_depth, growing
+  linearly from 0 at the first block).
+  """
+  num_classes: int
+  num_frames: int
+  image_size: int
+  patch_size: int  # Square patches of each frame.
+  hidden_size: int
+  num_layers: int
+  num_heads: int
+  mlp_dim: int
+  dropout_rate: float
+  attention_dropout_rate: float
+  stochastic_depth: float
+  attention_impl: str  # 'xla' or 'cudnn'.
+  dtype: Dtype
+  param_dtype: Dtype
+  layer_norm_eps: float = 1e-6
+  hidden_act: str = 'gelu'  # A key of ACTIVATIONS.
+  qkv_bias: bool = True
+
+  def __post_init__(self):
+    for field, value, allowed in (('hidden_act', self.hidden_act, tuple(ACTIVATIONS)),
+                                  ('attention_impl', self.attention_impl,
+                                   tuple(layers.ATTENTION_IMPLS))):
+      if value not in allowed:
+        raise ValueError(f"config.model.{field}='{value}' is not supported by timesformer; "
+                         f"supported: {', '.join(allowed)}")
+    super().__post_init__()
+
+  @nn.compact
+  def __call__(self, video: jax.Array, *, train: bool) -> jax.Array:
+    b, t, h, w, c = video.shape
+    if (t, h, w) != (self.num_frames, self.image_size, self.image_size):
+      raise ValueError(f'Input of shape {video.shape} (B, T, H, W, C) does not match '
+                       f'config.model.num_frames={self.num_frames} and '
+                       f'config.model.image_size={self.image_size}.')
+    frames = embed.TubeletEmbed((self.patch_size,) * 2, self.hidden_size, self.dtype,
+                                self.param_dtype, name='embedding')(video.reshape(b * t, h, w, c))
+    x = embed.AddClassToken(self.param_dtype, name='cls')(
+        frames.reshape(b * t, -1, self.hidden_size))
+    x = embed.AddPositionEmbs(self.param_dtype, name='pos_embedding')(x)
+    x = nn.Dropout(self.dropout_rate)(x, deterministic=not train)
+    cls = x[::t, :1]  # (B, 1, D): identical in every frame.
+    patches = x[:, 1:].reshape(b, t, -1, self.hidden_size).transpose(0, 2, 1, 3)  # (B, P, T, D)
+    time = self.param('time_embedding', partitioned(nn.initializers.zeros, (None, None, 'embed')),
+                      (1, t, self.hidden_size), self.param_dtype)
+    patches = nn.Dropout(self.dropout_rate)(patches + time.astype(patches.dtype),
+                                            deterministic=not train)
+    x = jnp.concatenate([cls, patches.reshape(b, -1, self.hidden_size)], axis=1)
+    x = DividedEncoder(
+        self.num_layers, self.num_frames, self.num_heads, self.mlp_dim, self.dropout_rate,
+        self.attention_dropout_rate, self.stochastic_depth, self.attention_impl,
+        self.layer_norm_eps, self.hidden_act, self.qkv_bias, self.dtype, self.param_dtype,
+        name='encoder')(x, train=train)[:, 0]
+    if not self.num_classes:
+      return x.astype(jnp.float32)
+    logits = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype,
+                      kernel_init=partitioned(nn.initializers.zeros, ('embed', 'classes')),
+                      bias_init=partitioned(nn.initializers.zeros, ('classes',)), name='head')(x)
+    return logits.astype(jnp.float32)
