@@ -105,11 +105,8 @@ def test_drop_path():
   np.testing.assert_allclose(y.mean(axis=0), x[0], rtol=0.03)
 
 
-def test_encoder_drop_path_rates_are_linear():
-  encoder = layers.Encoder(num_layers=3, num_heads=2, mlp_dim=16, dropout_rate=0.0,
-                           attention_dropout_rate=0.0, stochastic_depth=0.2,
-                           attention_impl='xla', dtype=jnp.float32, param_dtype=jnp.float32)
-  x = jnp.ones((2, 3, 8))
+def drop_path_rates(encoder: nn.Module, x: jax.Array) -> list:
+  """The DropPath rates `encoder` creates on tokens x (B, N, D), in call order."""
   rates = []
 
   def record(next_fun, args, kwargs, context):
@@ -119,4 +116,12 @@ def test_encoder_drop_path_rates_are_linear():
 
   with nn.intercept_methods(record):
     jax.eval_shape(lambda: encoder.init(jax.random.key(0), x, train=False))
-  np.testing.assert_allclose(rates, [0.0, 0.0, 0.1, 0.1, 0.2, 0.2])
+  return rates
+
+
+def test_encoder_drop_path_rates_are_linear():
+  encoder = layers.Encoder(num_layers=3, num_heads=2, mlp_dim=16, dropout_rate=0.0,
+                           attention_dropout_rate=0.0, stochastic_depth=0.2,
+                           attention_impl='xla', dtype=jnp.float32, param_dtype=jnp.float32)
+  np.testing.assert_allclose(drop_path_rates(encoder, jnp.ones((2, 3, 8))),
+                             [0.0, 0.0, 0.1, 0.1, 0.2, 0.2])

@@ -7,7 +7,7 @@ import pytest
 from jax.sharding import AxisType
 
 from tests.helpers import load_config
-from tests.models.test_layers import random_variables
+from tests.models.test_layers import drop_path_rates, random_variables
 from tests.models.test_vivit import PATCH, VIDEO_SHAPE, _model, _video, patchify, unpatchify
 from vivit_jax.models import embed, layers, vivit
 
@@ -161,17 +161,8 @@ def test_model3_zero_initialises_only_the_temporal_out_projection():
 def test_model3_stochastic_depth_on_every_residual():
   encoder = layers.Encoder(3, 4, 64, 0.0, 0.0, 0.2, 'xla', jnp.float32, jnp.float32,
                            'self_attention', NT)
-  rates = []
-
-  def record(next_fun, args, kwargs, context):
-    if isinstance(context.module, layers.DropPath):
-      rates.append(context.module.rate)
-    return next_fun(*args, **kwargs)
-
-  with nn.intercept_methods(record):
-    jax.eval_shape(lambda: encoder.init(jax.random.key(0), jnp.ones((2, NT * 3, 32)),
-                                        train=False))
-  np.testing.assert_allclose(rates, [0.0] * 3 + [0.1] * 3 + [0.2] * 3)
+  np.testing.assert_allclose(drop_path_rates(encoder, jnp.ones((2, NT * 3, 32))),
+                             [0.0] * 3 + [0.1] * 3 + [0.2] * 3)
 
 
 def _masked_reference_attention(params, x, num_frames):
