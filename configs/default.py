@@ -70,6 +70,15 @@ def get_config(arg=None):
       grad_clip_norm=1.0,
   ))
 
+  # Start training from pretrained weights (fine-tuning); path '' = random initialisation.
+  config.init_from = ml_collections.ConfigDict(dict(
+      path='',  # Image ViT (HF save_pretrained dir or big_vision .npz), HF video model dir,
+                # or Orbax checkpoint (a workdir, or tools/convert_checkpoint.py output).
+      kernel_init='central_frame',  # Image ViT only: tubelet kernel from the 2D patch kernel,
+                                    # 'central_frame' | 'average' | 'random'.
+      load_head=False,  # Also copy the classifier (needs the same number of classes).
+  ))
+
   config.checkpoint = ml_collections.ConfigDict(dict(
       every_steps=200,
       keep=2,
