@@ -16,6 +16,17 @@ import jax.numpy as jnp
 
 Dtype = Any
 LN_EPSILON = 1e-6  # ViT convention.
+# Activation names (Hugging Face `hidden_act`, transformers.activations.ACT2FN) -> function.
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    'gelu': functools.partial(nn.gelu, approximate=False),
+    'gelu_new': nn.gelu,  # The tanh approximation, like the next two.
+    'gelu_pytorch_tanh': nn.gelu,
+    'gelu_fast': nn.gelu,
+    'quick_gelu': lambda x: x * nn.sigmoid(1.702 * x),
+    'relu': nn.relu,
+    'silu': nn.silu,
+    'swish': nn.silu,
+}
 RESIDUAL_AXES = ('batch', 'length', 'embed')
 # config.model.attention_impl -> `implementation` of jax.nn.dot_product_attention.
 ATTENTION_IMPLS = {'xla': None, 'cudnn': 'cudnn'}
@@ -29,11 +40,21 @@ def partitioned(init: nn.initializers.Initializer, names: Sequence[Optional[str]
   return nn.with_logical_partitioning(init, tuple(names))
 
 
-def layer_norm(dtype: Dtype, param_dtype: Dtype, name: Optional[str] = None) -> nn.LayerNorm:
-  """LayerNorm over the model width, eps 1e-6, scale/bias named ('embed',)."""
-  return nn.LayerNorm(epsilon=LN_EPSILON, dtype=dtype, param_dtype=param_dtype,
+def layer_norm(dtype: Dtype, param_dtype: Dtype, name: Optional[str] = None,
+               eps: float = LN_EPSILON) -> nn.LayerNorm:
+  """LayerNorm over the model width (default eps 1e-6), scale/bias named ('embed',)."""
+  return nn.LayerNorm(epsilon=eps, dtype=dtype, param_dtype=param_dtype,
                       scale_init=partitioned(nn.initializers.ones, ('embed',)),
                       bias_init=partitioned(nn.initializers.zeros, ('embed',)), name=name)
+
+
+def check_choices(model: str, choices: Sequence[tuple[str, Any, Sequence[Any]]]):
+  """Raises ValueError naming config.model.FIELD for the first (field, value, allowed) whose
+  value is not allowed."""
+  for field, value, allowed in choices:
+    if value not in allowed:
+      raise ValueError(f"config.model.{field}='{value}' is not supported by {model}; "
+                       f"supported: {', '.join(map(str, allowed))}")
 
 
 def constrain_residual(x: jax.Array) -> jax.Array:
@@ -82,7 +103,8 @@ class Attention(nn.Module):
   subclasses restrict. Attention-weight dropout (rng stream 'dropout') runs an explicit
   softmax(q k^T / sqrt(d)) path with the same float32 softmax as `jax.nn.dot_product_attention`,
   which serves the other cases. `zero_init_out` zero-initialises the output projection, so the
-  residual branch starts at exactly 0 (Model 3's temporal attention).
+  residual branch starts at exactly 0 (Model 3's temporal attention). `qkv_bias` names the
+  projections that have a bias: 'qkv' (ViT), 'qv' (VideoMAE) or '' (none).
   """
   num_heads: int
   dropout_rate: float
@@ -90,6 +112,7 @@ class Attention(nn.Module):
   dtype: Dtype
   param_dtype: Dtype
   zero_init_out: bool = False
+  qkv_bias: str = 'qkv'
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -105,7 +128,8 @@ class Attention(nn.Module):
         shape=(width, heads, head_dim), einsum_str='bnd,dhk->bnhk',
         kernel_init=partitioned(nn.initializers.xavier_uniform(in_axis=0, out_axis=(1, 2)),
                                 ('embed', 'heads', 'kv')),
-        bias_init=partitioned(nn.initializers.zeros, ('heads', 'kv')), name=name)(x)
+        bias_init=partitioned(nn.initializers.zeros, ('heads', 'kv')),
+        use_bias=name[0] in self.qkv_bias, name=name)(x)
                for name in ('query', 'key', 'value'))
     out_init = (nn.initializers.zeros if self.zero_init_out
                 else nn.initializers.xavier_uniform(in_axis=(0, 1), out_axis=2))
@@ -154,11 +178,15 @@ class FactorisedDotProductAttention(Attention):
 
 
 class MlpBlock(nn.Module):
-  """Dense -> exact GELU -> dropout -> Dense -> dropout; (..., D) -> (..., D)."""
+  """Dense -> activation (default exact GELU) -> dropout -> Dense -> dropout; (..., D) -> (..., D).
+
+  `activation` is a key of ACTIVATIONS.
+  """
   mlp_dim: int
   dropout_rate: float
   dtype: Dtype
   param_dtype: Dtype
+  activation: str = 'gelu'
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -167,7 +195,7 @@ class MlpBlock(nn.Module):
     y = nn.Dense(self.mlp_dim, dtype=self.dtype, param_dtype=self.param_dtype,
                  kernel_init=partitioned(nn.initializers.xavier_uniform(), ('embed', 'mlp')),
                  bias_init=partitioned(bias_init, ('mlp',)), name='fc1')(x)
-    y = nn.Dropout(self.dropout_rate)(nn.gelu(y, approximate=False), deterministic=not train)
+    y = nn.Dropout(self.dropout_rate)(ACTIVATIONS[self.activation](y), deterministic=not train)
     y = nn.Dense(width, dtype=self.dtype, param_dtype=self.param_dtype,
                  kernel_init=partitioned(nn.initializers.xavier_uniform(), ('mlp', 'embed')),
                  bias_init=partitioned(bias_init, ('embed',)), name='fc2')(y)
@@ -202,6 +230,7 @@ class EncoderBlock(nn.Module):
                       second residual attention over time ('temporal_attn', within each spatial
                       position, output projection zero-initialised), then the MLP.
     'dot_product'     ViViT Model 4: FactorisedDotProductAttention.
+  LayerNorms use `layer_norm_eps`, the MLP `hidden_act`, attention `qkv_bias` (see Attention).
   """
   num_heads: int
   mlp_dim: int
@@ -213,24 +242,28 @@ class EncoderBlock(nn.Module):
   param_dtype: Dtype
   factorisation: Optional[str] = None
   num_frames: int = 1
+  layer_norm_eps: float = LN_EPSILON
+  hidden_act: str = 'gelu'
+  qkv_bias: str = 'qkv'
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    args = (self.num_heads, self.attention_dropout_rate, self.attention_impl, self.dtype,
-            self.param_dtype)
     if self.factorisation not in FACTORISATIONS:
       raise ValueError(f"EncoderBlock.factorisation='{self.factorisation}' is not one of "
                        f"{FACTORISATIONS}.")
+    cls, kwargs = Attention, dict(qkv_bias=self.qkv_bias)
+    if self.factorisation == 'dot_product':
+      cls, kwargs = FactorisedDotProductAttention, dict(kwargs, num_frames=self.num_frames)
+    attention = functools.partial(cls, self.num_heads, self.attention_dropout_rate,
+                                  self.attention_impl, self.dtype, self.param_dtype, **kwargs)
     if self.factorisation == 'self_attention':
-      x = self._attention_residual(x, Attention(*args, name='attn'), 'space', train)
-      x = self._attention_residual(x, Attention(*args, zero_init_out=True, name='temporal_attn'),
+      x = self._attention_residual(x, attention(name='attn'), 'space', train)
+      x = self._attention_residual(x, attention(zero_init_out=True, name='temporal_attn'),
                                    'time', train)
     else:
-      attention = (FactorisedDotProductAttention(*args, num_frames=self.num_frames, name='attn')
-                   if self.factorisation == 'dot_product' else Attention(*args, name='attn'))
-      x = self._attention_residual(x, attention, None, train)
-    y = layer_norm(self.dtype, self.param_dtype, name='norm_mlp')(x)
-    y = MlpBlock(self.mlp_dim, self.dropout_rate, self.dtype, self.param_dtype,
+      x = self._attention_residual(x, attention(name='attn'), None, train)
+    y = layer_norm(self.dtype, self.param_dtype, 'norm_mlp', self.layer_norm_eps)(x)
+    y = MlpBlock(self.mlp_dim, self.dropout_rate, self.dtype, self.param_dtype, self.hidden_act,
                  name='mlp')(y, train=train)
     return x + DropPath(self.drop_path_rate)(y, train=train)
 
@@ -238,7 +271,7 @@ class EncoderBlock(nn.Module):
                           train: bool) -> jax.Array:
     """x (B, N, D) + DropPath(Dropout(attention(LN(x)))); `over` 'space'/'time' restricts it
     `within` frames / spatial positions. The LayerNorm is named 'norm_' + attention.name."""
-    y = layer_norm(self.dtype, self.param_dtype, name=f'norm_{attention.name}')(x)
+    y = layer_norm(self.dtype, self.param_dtype, f'norm_{attention.name}', self.layer_norm_eps)(x)
     attend = functools.partial(attention, train=train)
     y = within(attend, over, self.num_frames, y) if over else attend(y)
     y = nn.Dropout(self.dropout_rate)(y, deterministic=not train)
@@ -249,7 +282,8 @@ class Encoder(nn.Module):
   """`num_layers` EncoderBlocks then a final LayerNorm; tokens (B, N, D) -> (B, N, D).
 
   The stochastic-depth rate grows linearly from 0 (first block) to `stochastic_depth` (last).
-  `factorisation` and `num_frames` are passed to every EncoderBlock.
+  `factorisation`, `num_frames`, `layer_norm_eps`, `hidden_act` and `qkv_bias` are passed to
+  every EncoderBlock.
   """
   num_layers: int
   num_heads: int
@@ -262,6 +296,9 @@ class Encoder(nn.Module):
   param_dtype: Dtype
   factorisation: Optional[str] = None
   num_frames: int = 1
+  layer_norm_eps: float = LN_EPSILON
+  hidden_act: str = 'gelu'
+  qkv_bias: str = 'qkv'
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -271,6 +308,7 @@ class Encoder(nn.Module):
       x = EncoderBlock(self.num_heads, self.mlp_dim, self.dropout_rate,
                        self.attention_dropout_rate, drop_path_rate, self.attention_impl,
                        self.dtype, self.param_dtype, self.factorisation, self.num_frames,
+                       self.layer_norm_eps, self.hidden_act, self.qkv_bias,
                        name=f'block_{i}')(x, train=train)
       x = constrain_residual(x)
-    return layer_norm(self.dtype, self.param_dtype, name='norm')(x)
+    return layer_norm(self.dtype, self.param_dtype, 'norm', self.layer_norm_eps)(x)

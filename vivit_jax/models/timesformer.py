@@ -8,79 +8,12 @@ image ViT (`embedding`, `cls`, `pos_embedding`, `encoder/block_i/{norm_attn, att
 `temporal_dense`. `time_embedding` and `temporal_dense` start at zero, so a fresh model whose ViT
 parts come from an image ViT equals that ViT on a video whose frames are all one image.
 """
-import functools
-from typing import Callable
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from vivit_jax.models import embed, layers
 from vivit_jax.models.layers import Dtype, partitioned
-
-# Hugging Face `hidden_act` (transformers.activations.ACT2FN) -> activation.
-ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
-    'gelu': functools.partial(nn.gelu, approximate=False),
-    'gelu_new': nn.gelu,  # The tanh approximation, like the next two.
-    'gelu_pytorch_tanh': nn.gelu,
-    'gelu_fast': nn.gelu,
-    'quick_gelu': lambda x: x * nn.sigmoid(1.702 * x),
-    'relu': nn.relu,
-    'silu': nn.silu,
-    'swish': nn.silu,
-}
-_QKV = ('query', 'key', 'value')
-
-
-def _add_zero_qkv_bias(variables):
-  """Attention variables without q/k/v biases -> with constant zero ones."""
-  return {'params': {
-      n: dict(p, bias=jnp.zeros(nn.unbox(p['kernel']).shape[1:], nn.unbox(p['kernel']).dtype))
-      if n in _QKV else p for n, p in variables.get('params', {}).items()}}
-
-
-def _drop_qkv_bias(variables):
-  """Inverse of `_add_zero_qkv_bias`: the biases are never stored."""
-  return {'params': {n: {'kernel': p['kernel']} if n in _QKV else p
-                     for n, p in variables.get('params', {}).items()}}
-
-
-# layers.Attention without q/k/v biases (Hugging Face `qkv_bias=False`).
-AttentionNoQkvBias = nn.map_variables(layers.Attention, 'params', trans_in_fn=_add_zero_qkv_bias,
-                                      trans_out_fn=_drop_qkv_bias, init=True, mutable=True)
-
-
-def _layer_norm(eps: float, dtype: Dtype, param_dtype: Dtype, name: str) -> nn.LayerNorm:
-  """layers.layer_norm with epsilon `eps`."""
-  return nn.LayerNorm(epsilon=eps, dtype=dtype, param_dtype=param_dtype,
-                      scale_init=partitioned(nn.initializers.ones, ('embed',)),
-                      bias_init=partitioned(nn.initializers.zeros, ('embed',)), name=name)
-
-
-class Mlp(nn.Module):
-  """Dense -> activation -> dropout -> Dense -> dropout; (..., D) -> (..., D).
-
-  layers.MlpBlock with a choice of activation (names and initialisers as there).
-  """
-  mlp_dim: int
-  activation: str
-  dropout_rate: float
-  dtype: Dtype
-  param_dtype: Dtype
-
-  @nn.compact
-  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    dense = functools.partial(nn.Dense, dtype=self.dtype, param_dtype=self.param_dtype)
-    bias_init = nn.initializers.normal(stddev=1e-6)
-    y = dense(self.mlp_dim,
-              kernel_init=partitioned(nn.initializers.xavier_uniform(), ('embed', 'mlp')),
-              bias_init=partitioned(bias_init, ('mlp',)), name='fc1')(x)
-    y = nn.Dropout(self.dropout_rate)(ACTIVATIONS[self.activation](y), deterministic=not train)
-    y = dense(x.shape[-1],
-              kernel_init=partitioned(nn.initializers.xavier_uniform(), ('mlp', 'embed')),
-              bias_init=partitioned(bias_init, ('embed',)), name='fc2')(y)
-    return nn.Dropout(self.dropout_rate)(y, deterministic=not train)
-
 
 class DividedBlock(nn.Module):
   """Temporal attention, spatial attention, MLP on tokens (B, 1 + P * T, D), CLS first, patches
@@ -100,14 +33,14 @@ class DividedBlock(nn.Module):
   param_dtype: Dtype
 
   def _norm(self, name: str) -> nn.LayerNorm:
-    return _layer_norm(self.layer_norm_eps, self.dtype, self.param_dtype, name)
+    return layers.layer_norm(self.dtype, self.param_dtype, name, self.layer_norm_eps)
 
   def _attend(self, x: jax.Array, name: str, train: bool) -> jax.Array:
     """DropPath(Dropout(Attention(LN(x)))) on (B', N', D); drop-path masks rows of B' (as HF)."""
-    attention = layers.Attention if self.qkv_bias else AttentionNoQkvBias
     y = self._norm(f'norm_{name}')(x)
-    y = attention(self.num_heads, self.attention_dropout_rate, self.attention_impl, self.dtype,
-                  self.param_dtype, name=name)(y, train=train)
+    y = layers.Attention(self.num_heads, self.attention_dropout_rate, self.attention_impl,
+                         self.dtype, self.param_dtype, qkv_bias='qkv' if self.qkv_bias else '',
+                         name=name)(y, train=train)
     y = nn.Dropout(self.dropout_rate)(y, deterministic=not train)
     return layers.DropPath(self.drop_path_rate)(y, train=train)
 
@@ -129,8 +62,8 @@ class DividedBlock(nn.Module):
     cls_update = y[:, 0].reshape(b, t, d).mean(axis=1, keepdims=True)
     patch_update = y[:, 1:].reshape(b, t, p, d).transpose(0, 2, 1, 3).reshape(b, p * t, d)
     x = jnp.concatenate([cls + cls_update, patches + patch_update], axis=1)
-    y = Mlp(self.mlp_dim, self.hidden_act, self.dropout_rate, self.dtype, self.param_dtype,
-            name='mlp')(self._norm('norm_mlp')(x), train=train)
+    y = layers.MlpBlock(self.mlp_dim, self.dropout_rate, self.dtype, self.param_dtype,
+                        self.hidden_act, name='mlp')(self._norm('norm_mlp')(x), train=train)
     return x + layers.DropPath(self.drop_path_rate)(y, train=train)
 
 
@@ -163,7 +96,7 @@ class DividedEncoder(nn.Module):
                        self.hidden_act, self.qkv_bias, self.dtype, self.param_dtype,
                        name=f'block_{i}')(x, train=train)
       x = layers.constrain_residual(x)
-    return _layer_norm(self.layer_norm_eps, self.dtype, self.param_dtype, 'norm')(x)
+    return layers.layer_norm(self.dtype, self.param_dtype, 'norm', self.layer_norm_eps)(x)
 
 
 class TimeSformer(nn.Module):
@@ -190,16 +123,13 @@ class TimeSformer(nn.Module):
   dtype: Dtype
   param_dtype: Dtype
   layer_norm_eps: float = 1e-6
-  hidden_act: str = 'gelu'  # A key of ACTIVATIONS.
+  hidden_act: str = 'gelu'  # A key of layers.ACTIVATIONS.
   qkv_bias: bool = True
 
   def __post_init__(self):
-    for field, value, allowed in (('hidden_act', self.hidden_act, tuple(ACTIVATIONS)),
-                                  ('attention_impl', self.attention_impl,
-                                   tuple(layers.ATTENTION_IMPLS))):
-      if value not in allowed:
-        raise ValueError(f"config.model.{field}='{value}' is not supported by timesformer; "
-                         f"supported: {', '.join(allowed)}")
+    layers.check_choices('timesformer', (
+        ('hidden_act', self.hidden_act, tuple(layers.ACTIVATIONS)),
+        ('attention_impl', self.attention_impl, tuple(layers.ATTENTION_IMPLS))))
     super().__post_init__()
 
   @nn.compact

@@ -44,7 +44,8 @@ def size_preset(name: str) -> dict:
 
 
 class ViViT(nn.Module):
-  """Video (B, T, H, W, C) float32 -> logits (B, num_classes) float32.
+  """Video (B, T, H, W, C) float32 -> logits (B, num_classes) float32, or the pooled features
+  (B, hidden_size) when num_classes == 0 (Hugging Face `VivitModel`'s `last_hidden_state[:, 0]`).
 
   Parameters stay `param_dtype`; Dense/Conv/LayerNorm compute in `dtype`. RNG streams:
   'dropout' (dropout_rate, attention_dropout_rate) and 'drop_path' (stochastic_depth, growing
@@ -72,16 +73,17 @@ class ViViT(nn.Module):
   param_dtype: Dtype
   tokenizer: str = 'tubelet'  # 'tubelet' or 'frame'.
   num_temporal_layers: int = 4  # Model 2's temporal encoder (L_t = 4 in the paper).
+  layer_norm_eps: float = layers.LN_EPSILON
+  hidden_act: str = 'gelu'  # MLP activation, a key of layers.ACTIVATIONS.
+  qkv_bias: bool = True  # Biases on the query, key and value projections.
 
   def __post_init__(self):
-    for field, value, allowed in (('variant', self.variant, self.VARIANTS),
-                                  ('classifier', self.classifier, CLASSIFIERS),
-                                  ('attention_impl', self.attention_impl,
-                                   tuple(layers.ATTENTION_IMPLS)),
-                                  ('tokenizer', self.tokenizer, embed.TOKENIZERS)):
-      if value not in allowed:
-        raise ValueError(f"config.model.{field}='{value}' is not supported by vivit; "
-                         f"supported: {', '.join(allowed)}")
+    layers.check_choices('vivit', (
+        ('variant', self.variant, self.VARIANTS),
+        ('classifier', self.classifier, CLASSIFIERS),
+        ('attention_impl', self.attention_impl, tuple(layers.ATTENTION_IMPLS)),
+        ('tokenizer', self.tokenizer, embed.TOKENIZERS),
+        ('hidden_act', self.hidden_act, tuple(layers.ACTIVATIONS))))
     if self.classifier == 'token' and self.FACTORISATIONS[self.variant]:
       raise ValueError(f"config.model.variant='{self.variant}' has no class token: set "
                        f"config.model.classifier='gap'.")
@@ -97,6 +99,8 @@ class ViViT(nn.Module):
       x = self._factorised_encoder(tokens, train)
     else:
       x = self._single_encoder(tokens, train)
+    if not self.num_classes:
+      return x.astype(jnp.float32)
     logits = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype,
                       kernel_init=layers.partitioned(nn.initializers.zeros, ('embed', 'classes')),
                       bias_init=layers.partitioned(nn.initializers.zeros, ('classes',)),
@@ -131,7 +135,8 @@ class ViViT(nn.Module):
     return layers.Encoder(num_layers, self.num_heads, self.mlp_dim,
                           self.dropout_rate, self.attention_dropout_rate, self.stochastic_depth,
                           self.attention_impl, self.dtype, self.param_dtype,
-                          self.FACTORISATIONS[self.variant], num_frames,
+                          self.FACTORISATIONS[self.variant], num_frames, self.layer_norm_eps,
+                          self.hidden_act, 'qkv' if self.qkv_bias else '',
                           name=f'{prefix}encoder')(x, train=train)
 
   def _pool(self, x: jax.Array) -> jax.Array:

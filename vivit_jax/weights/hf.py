@@ -11,7 +11,7 @@ from typing import Any, Callable
 import ml_collections
 import numpy as np
 
-from vivit_jax.models import timesformer
+from vivit_jax.models import layers
 
 Params = dict[str, Any]
 # Hugging Face TimesformerConfig defaults, for fields a config.json leaves out.
@@ -20,6 +20,11 @@ TIMESFORMER_DEFAULTS = dict(
     num_attention_heads=12, intermediate_size=3072, hidden_act='gelu', hidden_dropout_prob=0.0,
     attention_probs_dropout_prob=0.0, layer_norm_eps=1e-6, qkv_bias=True,
     attention_type='divided_space_time', drop_path_rate=0.0)
+# Hugging Face VivitConfig defaults.
+VIVIT_DEFAULTS = dict(
+    image_size=224, num_frames=32, tubelet_size=(2, 16, 16), hidden_size=768,
+    num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072, hidden_act='gelu_fast',
+    hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, layer_norm_eps=1e-6, qkv_bias=True)
 
 
 class Tensors:
@@ -47,6 +52,11 @@ class Tensors:
 
   def layer_norm(self, name: str) -> Params:
     return {'scale': self.take(f'{name}.weight'), 'bias': self.take(f'{name}.bias')}
+
+  def attention_out(self, name: str, heads: int) -> Params:
+    """torch Linear `name` (D, heads * hd) -> layers.Attention 'out' params, kernel (heads, hd, D)."""
+    out = self.linear(name)
+    return {'kernel': out['kernel'].reshape(heads, -1, out['bias'].shape[0]), 'bias': out['bias']}
 
   def check_all_taken(self):
     if self._arrays:
@@ -77,19 +87,103 @@ def load_pretrained(path: str) -> tuple[ml_collections.ConfigDict, dict[str, Par
   return config, {'params': params}
 
 
+def _vit_block_rest(tensors: Tensors, name: str) -> Params:
+  """The parts every HF ViT-style layer `name` shares: its two LayerNorms and the MLP."""
+  return {'norm_attn': tensors.layer_norm(f'{name}.layernorm_before'),
+          'norm_mlp': tensors.layer_norm(f'{name}.layernorm_after'),
+          'mlp': {'fc1': tensors.linear(f'{name}.intermediate.dense'),
+                  'fc2': tensors.linear(f'{name}.output.dense')}}
+
+
+def _vit_params(tensors: Tensors, num_layers: int, block: Callable[[int], Params]) -> Params:
+  """The HF ViT-style trunk: patch embedding (a Conv2d or Conv3d, made channels-last), CLS token,
+  position table, encoder of `block(i)` for each layer, final norm, and the classifier if any
+  (none in the base models: they give features)."""
+  proj = tensors.take('embeddings.patch_embeddings.projection.weight')  # (D, C, [t,] h, w)
+  params = {
+      'embedding': {'proj': {'kernel': np.moveaxis(proj, (0, 1), (-1, -2)),
+                             'bias': tensors.take('embeddings.patch_embeddings.projection.bias')}},
+      'cls': {'token': tensors.take('embeddings.cls_token')},
+      'pos_embedding': {'embedding': tensors.take('embeddings.position_embeddings')},
+      'encoder': dict({f'block_{i}': block(i) for i in range(num_layers)},
+                      norm=tensors.layer_norm('layernorm')),
+  }
+  if 'classifier.weight' in tensors:
+    params['head'] = tensors.linear('classifier')
+  return params
+
+
+def _check_supported(path: str, checks: tuple[tuple[str, Any, bool], ...], supported: str):
+  """Raises ValueError for the first (config.json field, value, ok) that is not ok."""
+  for field, value, ok in checks:
+    if not ok:
+      raise ValueError(f'config.json of {path}: {field}={value!r} is not supported ({supported}).')
+
+
+def _common_config(hf: dict[str, Any], num_classes: int) -> dict[str, Any]:
+  """config.model fields shared by the ViT-style HF video models."""
+  return dict(num_classes=num_classes, hidden_size=hf['hidden_size'],
+              num_layers=hf['num_hidden_layers'], num_heads=hf['num_attention_heads'],
+              mlp_dim=hf['intermediate_size'], dropout_rate=float(hf['hidden_dropout_prob']),
+              attention_dropout_rate=float(hf['attention_probs_dropout_prob']),
+              attention_impl='xla', dtype='float32', param_dtype='float32',
+              layer_norm_eps=float(hf['layer_norm_eps']), hidden_act=hf['hidden_act'],
+              qkv_bias=bool(hf['qkv_bias']))
+
+
+def _num_classes(params: Params) -> int:
+  return params['head']['bias'].shape[0] if 'head' in params else 0
+
+
+def _vivit(hf_config: dict[str, Any], tensors: Tensors) -> tuple[ml_collections.ConfigDict, Params]:
+  """VivitModel / VivitForVideoClassification -> vivit.ViViT Model 1 with a CLS token.
+
+  VivitModel's pooler (dense + tanh on the CLS token, unused by the classifier) is not kept: the
+  model with num_classes 0 returns the final CLS token.
+  """
+  hf = {**VIVIT_DEFAULTS, **hf_config}
+  width, heads = hf['hidden_size'], hf['num_attention_heads']
+  _check_supported(tensors.path, (
+      ('hidden_act', hf['hidden_act'], hf['hidden_act'] in layers.ACTIVATIONS),
+      ('head_dim', hf.get('head_dim'), hf.get('head_dim', width // heads) * heads == width)),
+      f"hidden_act one of {', '.join(layers.ACTIVATIONS)}; head_dim = hidden_size / heads")
+
+  def attention(name: str) -> Params:
+    """VivitAttention `name` (query, key, value, output.dense) -> layers.Attention params."""
+    params = {}
+    for n in ('query', 'key', 'value'):
+      kernel = tensors.take(f'{name}.attention.{n}.weight').T.reshape(width, heads, -1)
+      params[n] = {'kernel': kernel}
+      if hf['qkv_bias']:
+        params[n]['bias'] = tensors.take(f'{name}.attention.{n}.bias').reshape(heads, -1)
+    return dict(params, out=tensors.attention_out(f'{name}.output.dense', heads))
+
+  def block(i: int) -> Params:
+    name = f'encoder.layer.{i}'
+    return {'attn': attention(f'{name}.attention'), **_vit_block_rest(tensors, name)}
+
+  for pooler in ('pooler.dense.weight', 'pooler.dense.bias'):
+    if pooler in tensors:
+      tensors.take(pooler)
+  params = _vit_params(tensors, hf['num_hidden_layers'], block)
+  config = ml_collections.ConfigDict(dict(
+      name='vivit', variant='spatio_temporal', tokenizer='tubelet', classifier='token',
+      patch_size=tuple(hf['tubelet_size']), stochastic_depth=0.0,
+      **_common_config(hf, _num_classes(params))))
+  return config, params
+
+
 def _timesformer(hf_config: dict[str, Any],
                  tensors: Tensors) -> tuple[ml_collections.ConfigDict, Params]:
   """TimesformerModel / TimesformerForVideoClassification -> timesformer.TimeSformer."""
   hf = {**TIMESFORMER_DEFAULTS, **hf_config}
-  for field, value, ok in (
+  _check_supported(tensors.path, (
       ('attention_type', hf['attention_type'], hf['attention_type'] == 'divided_space_time'),
-      ('hidden_act', hf['hidden_act'], hf['hidden_act'] in timesformer.ACTIVATIONS),
+      ('hidden_act', hf['hidden_act'], hf['hidden_act'] in layers.ACTIVATIONS),
       ('image_size', hf['image_size'], isinstance(hf['image_size'], int)),
-      ('patch_size', hf['patch_size'], isinstance(hf['patch_size'], int))):
-    if not ok:
-      raise ValueError(f'config.json of {tensors.path}: {field}={value!r} is not supported '
-                       f"(divided_space_time attention, square int sizes, hidden_act one of "
-                       f"{', '.join(timesformer.ACTIVATIONS)}).")
+      ('patch_size', hf['patch_size'], isinstance(hf['patch_size'], int))),
+      f"divided_space_time attention, square int sizes, hidden_act one of "
+      f"{', '.join(layers.ACTIVATIONS)}")
   width, heads = hf['hidden_size'], hf['num_attention_heads']
 
   def attention(name: str) -> Params:
@@ -100,53 +194,22 @@ def _timesformer(hf_config: dict[str, Any],
       bias = tensors.take(f'{name}.attention.qkv.bias').reshape(3, heads, -1)
       for i, p in enumerate(params.values()):
         p['bias'] = bias[i]
-    out = tensors.linear(f'{name}.output.dense')
-    params['out'] = {'kernel': out['kernel'].reshape(heads, -1, width), 'bias': out['bias']}
-    return params
+    return dict(params, out=tensors.attention_out(f'{name}.output.dense', heads))
 
   def block(i: int) -> Params:
     name = f'encoder.layer.{i}'
     return {'norm_temporal_attn': tensors.layer_norm(f'{name}.temporal_layernorm'),
             'temporal_attn': attention(f'{name}.temporal_attention'),
             'temporal_dense': tensors.linear(f'{name}.temporal_dense'),
-            'norm_attn': tensors.layer_norm(f'{name}.layernorm_before'),
             'attn': attention(f'{name}.attention'),
-            'norm_mlp': tensors.layer_norm(f'{name}.layernorm_after'),
-            'mlp': {'fc1': tensors.linear(f'{name}.intermediate.dense'),
-                    'fc2': tensors.linear(f'{name}.output.dense')}}
+            **_vit_block_rest(tensors, name)}
 
-  proj = tensors.take('embeddings.patch_embeddings.projection.weight')  # (D, C, p, p)
-  params = {
-      'embedding': {'proj': {'kernel': proj.transpose(2, 3, 1, 0),
-                             'bias': tensors.take('embeddings.patch_embeddings.projection.bias')}},
-      'cls': {'token': tensors.take('embeddings.cls_token')},
-      'pos_embedding': {'embedding': tensors.take('embeddings.position_embeddings')},
-      'time_embedding': tensors.take('embeddings.time_embeddings'),
-      'encoder': dict({f'block_{i}': block(i) for i in range(hf['num_hidden_layers'])},
-                      norm=tensors.layer_norm('layernorm')),
-  }
-  if 'classifier.weight' in tensors:  # TimesformerModel has no classifier: features out.
-    params['head'] = tensors.linear('classifier')
+  params = dict(_vit_params(tensors, hf['num_hidden_layers'], block),
+                time_embedding=tensors.take('embeddings.time_embeddings'))
   config = ml_collections.ConfigDict(dict(
-      name='timesformer',
-      num_classes=params['head']['bias'].shape[0] if 'head' in params else 0,
-      num_frames=hf['num_frames'],
-      image_size=hf['image_size'],
-      patch_size=hf['patch_size'],
-      hidden_size=width,
-      num_layers=hf['num_hidden_layers'],
-      num_heads=heads,
-      mlp_dim=hf['intermediate_size'],
-      dropout_rate=float(hf['hidden_dropout_prob']),
-      attention_dropout_rate=float(hf['attention_probs_dropout_prob']),
-      stochastic_depth=float(hf['drop_path_rate']),
-      attention_impl='xla',
-      dtype='float32',
-      param_dtype='float32',
-      layer_norm_eps=float(hf['layer_norm_eps']),
-      hidden_act=hf['hidden_act'],
-      qkv_bias=bool(hf['qkv_bias']),
-  ))
+      name='timesformer', num_frames=hf['num_frames'], image_size=hf['image_size'],
+      patch_size=hf['patch_size'], stochastic_depth=float(hf['drop_path_rate']),
+      **_common_config(hf, _num_classes(params))))
   return config, params
 
 
@@ -154,4 +217,5 @@ def _timesformer(hf_config: dict[str, Any],
 READERS: dict[str, Callable[[dict[str, Any], Tensors],
                             tuple[ml_collections.ConfigDict, Params]]] = {
     'timesformer': _timesformer,
+    'vivit': _vivit,
 }

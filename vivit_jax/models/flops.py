@@ -1,0 +1,115 @@
+"""FLOPs and parameter counts of a model config for one view (T, H, W), forward pass, batch 1.
+
+FLOPs count 2 per multiply-add. `analytic_flops` counts the matrix products and convolutions
+(tubelet or patch embedding, q/k/v/out projections, attention scores and weighted sums, MLP,
+head), the convention of fvcore and of the papers' tables once doubled; `xla_flops` is XLA's cost
+analysis of the lowered forward pass, which also counts element-wise work (LayerNorm, GELU,
+softmax, residual adds), a few percent at ViT-B widths. Neither needs memory for the weights.
+"""
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from vivit_jax import models
+from vivit_jax.models import embed
+
+CHANNELS = 3
+
+
+def _projections(tokens: int, width: int) -> int:
+  """q, k, v and output projections of `tokens` tokens of `width`."""
+  return 4 * 2 * tokens * width * width
+
+
+def _attend(sequences: int, length: int, width: int) -> int:
+  """Scores q k^T and the weighted sum of v: `sequences` sequences of `length` tokens whose heads
+  together are `width` wide."""
+  return 2 * 2 * sequences * length * length * width
+
+
+def _mlp(tokens: int, width: int, mlp_dim: int) -> int:
+  return 2 * 2 * tokens * width * mlp_dim
+
+
+def _embedding(tokens: int, patch_volume: int, width: int) -> int:
+  """A strided conv over RGB patches of `patch_volume` pixels, one per token."""
+  return 2 * tokens * patch_volume * CHANNELS * width
+
+
+def _joint_encoder(layers: int, sequences: int, length: int, width: int, mlp_dim: int) -> int:
+  """`layers` ViT blocks over `sequences` independent sequences of `length` tokens."""
+  tokens = sequences * length
+  return layers * (_projections(tokens, width) + _attend(sequences, length, width)
+                   + _mlp(tokens, width, mlp_dim))
+
+
+def _vivit_encoders(m: ml_collections.ConfigDict, nt: int, ns: int) -> int:
+  """The encoder(s) of a ViViT variant over nt temporal indices x ns spatial tokens."""
+  cls = int(m.classifier == 'token')
+  d, layers, mlp_dim = m.hidden_size, m.num_layers, m.mlp_dim
+  if m.variant == 'spatio_temporal':
+    return _joint_encoder(layers, 1, nt * ns + cls, d, mlp_dim)
+  if m.variant == 'factorised_encoder':
+    return (_joint_encoder(layers, nt, ns + cls, d, mlp_dim)
+            + _joint_encoder(m.get('num_temporal_layers', 4), 1, nt + cls, d, mlp_dim))
+  n = nt * ns
+  if m.variant == 'factorised_self_attention':  # Spatial then temporal attention, then MLP.
+    attention = 2 * _projections(n, d) + _attend(nt, ns, d) + _attend(ns, nt, d)
+  elif m.variant == 'factorised_dot_product':  # Half the heads in space, half in time.
+    attention = _projections(n, d) + _attend(nt, ns, d // 2) + _attend(ns, nt, d // 2)
+  else:
+    raise ValueError(f"config.model.variant='{m.variant}' is not a ViViT variant.")
+  return layers * (attention + _mlp(n, d, mlp_dim))
+
+
+def _vivit(m: ml_collections.ConfigDict, shape) -> int:
+  """ViViT on a (T, H, W) clip."""
+  tubelet = embed.tubelet_shape(m.get('tokenizer', 'tubelet'), m.patch_size)
+  nt, nh, nw = (size // p for size, p in zip(shape, tubelet))
+  return (_embedding(nt * nh * nw, int(np.prod(tubelet)), m.hidden_size)
+          + _vivit_encoders(m, nt, nh * nw) + 2 * m.hidden_size * m.num_classes)
+
+
+def _timesformer(m: ml_collections.ConfigDict, shape) -> int:
+  """TimeSformer (divided space-time) on a (T, H, W) clip: per block, temporal attention over the
+  T frames of each of the P patches and `temporal_dense`, then spatial attention over the P
+  patches of each frame plus the CLS copy, then the MLP over 1 + P * T tokens."""
+  t, h, w = shape
+  p, d = (h // m.patch_size) * (w // m.patch_size), m.hidden_size
+  block = (_projections(p * t, d) + _attend(p, t, d) + 2 * p * t * d * d
+           + _projections(t * (p + 1), d) + _attend(t, p + 1, d) + _mlp(1 + p * t, d, m.mlp_dim))
+  return (_embedding(t * p, m.patch_size ** 2, d) + m.num_layers * block
+          + 2 * d * m.num_classes)
+
+
+ANALYTIC = {'vivit': _vivit, 'timesformer': _timesformer}
+
+
+def analytic_flops(model_config: ml_collections.ConfigDict, input_shape) -> int:
+  """FLOPs of matrix products and convolutions for one clip of `input_shape` (T, H, W)."""
+  if model_config.name not in ANALYTIC:
+    raise ValueError(f"No FLOP count for config.model.name='{model_config.name}'; available: "
+                     f"{', '.join(ANALYTIC)}.")
+  return ANALYTIC[model_config.name](model_config, tuple(input_shape))
+
+
+def _abstract(model_config: ml_collections.ConfigDict, input_shape):
+  """(module, abstract params, abstract video (1, T, H, W, 3)) without allocating weights."""
+  model = models.build(model_config)
+  video = jax.ShapeDtypeStruct((1,) + tuple(input_shape) + (CHANNELS,), jnp.float32)
+  variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), video)
+  return model, variables, video
+
+
+def xla_flops(model_config: ml_collections.ConfigDict, input_shape) -> float:
+  """XLA's cost analysis ('flops') of the lowered, unoptimised forward pass on one clip."""
+  model, variables, video = _abstract(model_config, input_shape)
+  forward = jax.jit(lambda v, x: model.apply(v, x, train=False))
+  return float(forward.lower(variables, video).cost_analysis()['flops'])
+
+
+def param_count(model_config: ml_collections.ConfigDict, input_shape) -> int:
+  """Number of parameters (position embeddings sized for `input_shape` (T, H, W))."""
+  params = _abstract(model_config, input_shape)[1]['params']
+  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
