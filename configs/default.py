@@ -16,6 +16,7 @@ def get_config(arg=None):
   del arg
   config = ml_collections.ConfigDict()
   config.seed = 0
+  config.task = 'classification'  # Or 'masked_video_modeling' (VideoMAE pre-training).
 
   config.dataset = ml_collections.ConfigDict(dict(
       name='synthetic_motion',
@@ -29,6 +30,8 @@ def get_config(arg=None):
       mean=(0.5, 0.5, 0.5),  # Pixels are scaled to [0, 1], then (x - mean) / std.
       std=(0.5, 0.5, 0.5),
       shuffle_buffer=2048,
+      eval_clips=1,  # Evaluation views per video: clips uniformly spaced in time ...
+      eval_crops=1,  # ... x crops (1: centre; 3: along the long side); softmax averaged.
   ))
 
   config.model = ml_collections.ConfigDict(dict(
@@ -53,6 +56,9 @@ def get_config(arg=None):
       batch_size=64,  # Global batch, split over all devices and processes.
       num_steps=600,
       label_smoothing=0.1,
+      mixup_alpha=0.0,  # Mixup Beta(alpha, alpha) on each batch; 0 = off.
+      cutmix_alpha=0.0,  # CutMix likewise; with both on, CutMix with mixup_switch_prob.
+      mixup_switch_prob=0.5,
       log_every_steps=50,
       eval_every_steps=300,
       eval_batch_size=128,

@@ -11,6 +11,7 @@ import numpy as np
 
 from vivit_jax import data, models
 from vivit_jax.train import checkpoint, metrics, optim, sharding, state as state_lib, step, tasks
+from vivit_jax.weights import init_from
 
 log = logging.getLogger('vivit_jax')
 
@@ -48,7 +49,7 @@ class _StopSignals:
 
 def _check_config(config, info, mesh, rules):
   """Fails early, naming the field and the fix, where config, dataset and mesh disagree."""
-  if config.model.num_classes != info['num_classes']:
+  if config.task == 'classification' and config.model.num_classes != info['num_classes']:
     raise ValueError(
         f"config.model.num_classes={config.model.num_classes} but dataset "
         f"'{config.dataset.name}' has {info['num_classes']} classes; set "
@@ -63,17 +64,17 @@ def _check_config(config, info, mesh, rules):
 
 
 def evaluate(eval_step, state, config, batch_sharding, transform=None) -> dict:
-  """One pass over the eval split; returns {'eval/loss', 'eval/top1', 'eval/top5', 'eval/count'}.
+  """One pass over the eval split; returns the task's evaluator result, e.g. for classification
+  {'eval/loss', 'eval/top1', 'eval/top5', 'eval/count' (videos), 'eval/views' (per video)}.
 
   `transform`, if given, maps each host batch before it is placed (probes, ablations).
   """
-  sums = None
+  evaluator = tasks.build_task(config).evaluator()
   for batch in data.make_eval_iterator(config.dataset,
                                        global_batch_size=config.train.eval_batch_size):
     batch = transform(batch) if transform else batch
-    out = jax.device_get(eval_step(state, sharding.put_batch(batch, batch_sharding)))
-    sums = out if sums is None else jax.tree.map(np.add, sums, out)
-  return {**tasks.summarize(sums, 'eval'), 'eval/count': float(sums['count'])}
+    evaluator.add(jax.device_get(eval_step(state, sharding.put_batch(batch, batch_sharding))))
+  return evaluator.result()
 
 
 class _TrainMetrics:
@@ -102,7 +103,8 @@ class _TrainMetrics:
 
   def average(self) -> dict:
     self.flush()
-    total = {k: sum(float(m[k]) for m in self.sums) for k in ('loss_sum', 'top1_sum', 'count')}
+    total = {k: sum(float(m[k]) for m in self.sums)
+             for k in self.sums[0] if k.endswith('_sum') or k == 'count'}
     grad_norm = float(np.mean([m['grad_norm'] for m in self.sums]))
     self.sums = []
     return {**tasks.summarize(total, 'train'), 'train/grad_norm': grad_norm,
@@ -129,7 +131,8 @@ class Experiment:
 
 
 def setup(config, workdir: str) -> Experiment:
-  """Builds mesh, model, task, optimizer and the state, restored from workdir if it has one."""
+  """Builds mesh, model, task, optimizer and the state: restored from workdir if it has a
+  checkpoint, else initialised from config.init_from.path if set, else fresh."""
   mesh = sharding.make_mesh(config.mesh)
   rules = tuple(tuple(r) for r in config.sharding_rules)
   info = data.dataset_info(config.dataset)
@@ -144,7 +147,12 @@ def setup(config, workdir: str) -> Experiment:
       os.path.join(os.path.abspath(workdir), 'checkpoints'),
       every_steps=config.checkpoint.every_steps, keep=config.checkpoint.keep,
       model_config=config.model.to_dict())
-  state = ckpt.restore_latest(state) or state
+  restored = ckpt.restore_latest(state)
+  pretrained = config.get('init_from')
+  if restored is None and pretrained and pretrained.path:  # Resuming always wins.
+    params = init_from.load_init_params(pretrained, config.model, state.params, input_shape[1:4])
+    state = state.replace(params=jax.device_put(params, state_shardings.params))
+  state = restored or state
   return Experiment(mesh, rules, model, tasks.build_task(config), tx, schedule, state,
                     state_shardings, sharding.batch_sharding(mesh, rules), ckpt)
 
@@ -218,7 +226,8 @@ def run(config, workdir: str) -> dict:
 
 
 def _report_eval(title: str, step_number: int, results: dict, writer, split: str):
-  """Logs 'TITLE on SPLIT (N clips): top-1 ..., top-5 ..., loss ...' and writes the metrics."""
-  log.info('%s on %s (%d clips): top-1 %.4f, top-5 %.4f, loss %.4f', title, split,
-           results['eval/count'], results['eval/top1'], results['eval/top5'], results['eval/loss'])
+  """Logs 'TITLE on SPLIT (N videos): top1 ..., top5 ..., loss ...' and writes the metrics."""
+  values = ', '.join(f'{k[5:]} {v:.4f}' for k, v in results.items()
+                     if k not in ('eval/count', 'eval/views'))
+  log.info('%s on %s (%d videos): %s', title, split, results['eval/count'], values)
   writer.write(step_number, results)

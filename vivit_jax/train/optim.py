@@ -1,8 +1,12 @@
-"""Optimizers chosen by name from `config.optimizer`, with warmup + cosine decay."""
+"""Optimizers chosen by name from `config.optimizer`, with warmup + cosine decay.
+
+  adamw  AdamW (b1, b2, eps) with decoupled weight decay.
+  sgd    SGD with momentum (`momentum`, default 0.9; `nesterov`, default False) and L2 weight
+         decay added to the gradient before the momentum (ViViT, TimeSformer).
+Both decay kernels and embeddings only (see _decay_mask) and clip the global gradient norm first.
+"""
 import jax
 import optax
-
-OPTIMIZERS = ('adamw',)
 
 
 def make_schedule(opt_config, num_steps: int) -> optax.Schedule:
@@ -19,14 +23,27 @@ def _decay_mask(params):
   return jax.tree.map(lambda p: p.ndim > 1, params)
 
 
+def _adamw(opt_config, schedule) -> optax.GradientTransformation:
+  return optax.adamw(schedule, b1=opt_config.b1, b2=opt_config.b2, eps=opt_config.eps,
+                     weight_decay=opt_config.weight_decay, mask=_decay_mask)
+
+
+def _sgd(opt_config, schedule) -> optax.GradientTransformation:
+  return optax.chain(
+      optax.add_decayed_weights(opt_config.weight_decay, mask=_decay_mask),
+      optax.sgd(schedule, momentum=opt_config.get('momentum', 0.9),
+                nesterov=opt_config.get('nesterov', False)))
+
+
+OPTIMIZERS = {'adamw': _adamw, 'sgd': _sgd}
+
+
 def make_optimizer(opt_config, num_steps: int):
   """Returns (optax transformation, learning-rate schedule) for `config.optimizer`."""
   if opt_config.name not in OPTIMIZERS:
     raise ValueError(f"Unknown optimizer '{opt_config.name}' (config.optimizer.name); "
                      f'available: {", ".join(OPTIMIZERS)}.')
   schedule = make_schedule(opt_config, num_steps)
-  tx = optax.chain(
-      optax.clip_by_global_norm(opt_config.grad_clip_norm),
-      optax.adamw(schedule, b1=opt_config.b1, b2=opt_config.b2, eps=opt_config.eps,
-                  weight_decay=opt_config.weight_decay, mask=_decay_mask))
+  tx = optax.chain(optax.clip_by_global_norm(opt_config.grad_clip_norm),
+                   OPTIMIZERS[opt_config.name](opt_config, schedule))
   return tx, schedule

@@ -1,0 +1,149 @@
+"""Paper presets: their full-size structure, a forward pass at reduced size, train steps of their
+tiny versions on synthetic_motion, and the SGD optimizer they use."""
+import glob
+import math
+import os
+import runpy
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import pytest
+
+from tests.helpers import REPO
+from vivit_jax import data, models
+from vivit_jax.train import loop, optim, sharding, step
+
+VIVIT = {  # Preset -> (variant, size).
+    'b16x2_spatio_temporal': ('spatio_temporal', 'B'),
+    'b16x2_factorised_encoder': ('factorised_encoder', 'B'),
+    'b16x2_factorised_self_attention': ('factorised_self_attention', 'B'),
+    'b16x2_factorised_dot_product': ('factorised_dot_product', 'B'),
+    'l16x2_factorised_encoder': ('factorised_encoder', 'L'),
+}
+WIDTHS = {'B': 768, 'L': 1024}
+PRESETS = [f'configs/vivit/{name}.py' for name in VIVIT] + ['configs/timesformer/base_8x224.py']
+
+
+def _preset(path: str, arg=None) -> ml_collections.ConfigDict:
+  return runpy.run_path(os.path.join(REPO, path))['get_config'](arg)
+
+
+def test_every_preset_file_is_listed():
+  found = {os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, 'configs/*/*.py'))}
+  assert found - {'configs/vivit/common.py'} == set(PRESETS)
+
+
+@pytest.mark.parametrize('name', VIVIT)
+def test_vivit_preset_structure(name):
+  config = _preset(f'configs/vivit/{name}.py')
+  variant, size = VIVIT[name]
+  model = models.build(config.model)
+  assert (model.variant, model.hidden_size, model.num_classes) == (variant, WIDTHS[size], 400)
+  assert tuple(model.patch_size) == (2, 16, 16) and model.tokenizer == 'tubelet'
+  assert model.classifier == ('token' if variant in ('spatio_temporal', 'factorised_encoder')
+                              else 'gap')
+  assert (config.dataset.name, config.dataset.num_frames, config.dataset.crop_size,
+          config.dataset.stride) == ('kinetics400', 32, 224, 2)
+  opt = config.optimizer
+  assert (opt.name, opt.momentum, opt.nesterov, opt.weight_decay) == ('sgd', 0.9, False, 0.0)
+  assert config.train.batch_size == 64 and config.train.num_steps == 30 * (214834 // 64)
+  assert config.init_from.kernel_init == 'central_frame'
+
+
+def test_timesformer_preset_structure():
+  config = _preset('configs/timesformer/base_8x224.py')
+  model = models.build(config.model)
+  assert (model.num_frames, model.image_size, model.patch_size, model.hidden_size,
+          model.num_layers, model.num_classes) == (8, 224, 16, 768, 12, 400)
+  ds = config.dataset
+  assert (ds.name, ds.num_frames, ds.stride, ds.crop_size) == ('kinetics400', 8, 32, 224)
+  assert (config.optimizer.name, config.optimizer.nesterov) == ('sgd', True)
+
+
+def _reduced(model_config: ml_collections.ConfigDict, frames: int, side: int):
+  """The preset's model, 1 layer of width 32, for clips (frames, side, side); tubelets kept."""
+  model_config.update(hidden_size=32, num_heads=4, mlp_dim=64, num_layers=1, dtype='float32')
+  if 'num_temporal_layers' in model_config:
+    model_config.num_temporal_layers = 1
+  if model_config.name == 'timesformer':
+    model_config.update(num_frames=frames, image_size=side)
+  return model_config
+
+
+@pytest.mark.parametrize('path', PRESETS)
+def test_preset_forward_at_reduced_size(path):
+  model = models.build(_reduced(_preset(path).model, 4, 32))
+  video = jax.random.normal(jax.random.key(0), (2, 4, 32, 32, 3))
+  forward = jax.jit(lambda key, x: model.apply(model.init(key, x, train=False), x, train=False))
+  logits = forward(jax.random.key(1), video)
+  assert logits.shape == (2, 400) and bool(jnp.all(jnp.isfinite(logits)))
+
+
+def test_tiny_keeps_the_preset_choices():
+  for path in PRESETS:
+    full, tiny = _preset(path), _preset(path, 'tiny')
+    kept = ('name', 'variant', 'tokenizer', 'classifier', 'stochastic_depth', 'dropout_rate')
+    assert {k: full.model.get(k) for k in kept} == {k: tiny.model.get(k) for k in kept}, path
+    assert tiny.optimizer.to_dict() == dict(full.optimizer.to_dict(), warmup_steps=60), path
+    assert (tiny.dataset.name, tiny.model.num_classes, tiny.model.hidden_size) == (
+        'synthetic_motion', 10, 64)
+  with pytest.raises(ValueError, match="Unknown preset argument 'huge'"):
+    _preset(PRESETS[0], 'huge')
+
+
+def test_large_tiny_is_base_tiny_but_its_learning_rate():
+  base = _preset('configs/vivit/b16x2_factorised_encoder.py', 'tiny')
+  large = _preset('configs/vivit/l16x2_factorised_encoder.py', 'tiny')
+  large.optimizer.learning_rate = base.optimizer.learning_rate
+  assert large.to_dict() == base.to_dict()  # So its train steps are those tested below.
+
+
+@pytest.mark.parametrize('path', [p for p in PRESETS if 'l16x2' not in p])
+def test_tiny_preset_trains(path, synthetic_data_dir, tmp_path):
+  """loop.setup and one train step of the tiny preset, cut to depth 1 to compile fast."""
+  config = _preset(path, 'tiny')
+  config.dataset.data_dir = synthetic_data_dir
+  config.model.update({k: 1 for k in ('num_layers', 'num_temporal_layers') if k in config.model})
+  config.train.batch_size = 16
+  exp = loop.setup(config, str(tmp_path))
+  exp.ckpt.close()
+  train_step = step.make_train_step(exp.model, exp.task, exp.tx, exp.schedule, seed=config.seed,
+                                    **exp.step_kwargs())
+  batch = next(data.make_train_iterator(config.dataset, global_batch_size=16, seed=0))
+  state, metrics = train_step(exp.state, sharding.put_batch(batch, exp.batch_sharding))
+  assert int(state.step) == 1 and float(metrics['finite']) == 1.0
+  # The zero-initialised head gives uniform probabilities: the loss is ln(10).
+  assert float(metrics['loss_sum'] / metrics['count']) == pytest.approx(math.log(10), rel=1e-5)
+
+
+def _sgd_config(**fields):
+  config = ml_collections.ConfigDict(dict(
+      name='sgd', learning_rate=0.1, end_learning_rate=0.0, warmup_steps=0, weight_decay=0.01,
+      grad_clip_norm=1e9))
+  config.update(fields)
+  return config
+
+
+@pytest.mark.parametrize('fields, momentum, nesterov', [
+    ({}, 0.9, False),  # Defaults, as for configs/default.py's optimizer section.
+    ({'momentum': 0.5, 'nesterov': True}, 0.5, True),
+])
+def test_sgd_matches_hand_computed_updates(fields, momentum, nesterov):
+  params = {'kernel': jnp.ones((2, 2)), 'bias': jnp.ones((2,))}
+  grads = {'kernel': jnp.full((2, 2), 0.5), 'bias': jnp.full((2,), -0.5)}
+  tx, schedule = optim.make_optimizer(_sgd_config(**fields), num_steps=10)
+  opt_state, p = tx.init(params), params
+  expected, trace = {k: np.asarray(v) for k, v in params.items()}, {k: 0.0 for k in params}
+  for i in range(2):
+    updates, opt_state = tx.update(grads, opt_state, p)
+    p = optax.apply_updates(p, updates)
+    for k in params:  # L2 decay on kernels only, then (Nesterov) momentum.
+      g = np.asarray(grads[k]) + (0.01 * expected[k] if k == 'kernel' else 0.0)
+      trace[k] = g + momentum * trace[k]
+      expected[k] = expected[k] - float(schedule(i)) * (g + momentum * trace[k] if nesterov
+                                                        else trace[k])
+  for k in params:
+    np.testing.assert_allclose(p[k], expected[k], rtol=1e-6)

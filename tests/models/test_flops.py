@@ -1,0 +1,64 @@
+"""Analytic FLOP counts against XLA's cost analysis; parameter counts against ViT-B/16."""
+import ml_collections
+import pytest
+
+from tests.helpers import load_config
+from vivit_jax.models import flops
+
+CLIP = (8, 32, 32)  # (T, H, W)
+
+
+def _vivit(**fields) -> ml_collections.ConfigDict:
+  """A 2-layer, 64-wide ViViT with 2x8x8 tubelets; ReLU keeps XLA's element-wise count small."""
+  model = load_config().model
+  model.update({'hidden_size': 64, 'num_heads': 4, 'mlp_dim': 256, 'num_layers': 2,
+                'patch_size': (2, 8, 8), 'hidden_act': 'relu', **fields})
+  return model
+
+
+def _timesformer() -> ml_collections.ConfigDict:
+  model = _vivit()
+  return ml_collections.ConfigDict(dict(
+      {k: model[k] for k in ('num_classes', 'hidden_size', 'num_heads', 'mlp_dim', 'num_layers',
+                             'dropout_rate', 'attention_dropout_rate', 'stochastic_depth',
+                             'attention_impl', 'dtype', 'param_dtype', 'hidden_act')},
+      name='timesformer', num_frames=CLIP[0], image_size=CLIP[1], patch_size=8))
+
+
+MODELS = {
+    'model1_token': lambda: _vivit(variant='spatio_temporal', classifier='token'),
+    'model1_gap_frames': lambda: _vivit(variant='spatio_temporal', classifier='gap',
+                                        tokenizer='frame', patch_size=(8, 8)),
+    'model2_token': lambda: _vivit(variant='factorised_encoder', classifier='token',
+                                   num_temporal_layers=2),
+    'model2_gap': lambda: _vivit(variant='factorised_encoder', classifier='gap',
+                                 num_temporal_layers=1),
+    'model3': lambda: _vivit(variant='factorised_self_attention', classifier='gap'),
+    'model4': lambda: _vivit(variant='factorised_dot_product', classifier='gap'),
+    'model4_frames': lambda: _vivit(variant='factorised_dot_product', classifier='gap',
+                                    tokenizer='frame', patch_size=(1, 8, 8)),
+    'timesformer': _timesformer,
+}
+
+
+@pytest.mark.parametrize('name', MODELS)
+def test_analytic_count_matches_xla(name):
+  model = MODELS[name]()
+  analytic, xla = flops.analytic_flops(model, CLIP), flops.xla_flops(model, CLIP)
+  # XLA also counts element-wise work (norms, softmax, ReLU, adds): a little more, never less.
+  assert analytic <= xla <= 1.05 * analytic, (analytic, xla)
+
+
+def test_vit_b16_image_matches_published_counts():
+  """ViViT Model 1 on one 224x224 frame is ViT-B/16: 86,567,656 parameters with a 1000-class
+  head (timm) and 17.6 G multiply-adds (DeiT, Table 1)."""
+  model = load_config().model
+  model.update(tokenizer='frame', patch_size=(16, 16), num_classes=1000, hidden_size=768,
+               num_layers=12, num_heads=12, mlp_dim=3072)
+  assert flops.param_count(model, (1, 224, 224)) == 86_567_656
+  assert flops.analytic_flops(model, (1, 224, 224)) / 2 == pytest.approx(17.6e9, rel=5e-3)
+
+
+def test_unknown_model_is_refused():
+  with pytest.raises(ValueError, match="config.model.name='c3d'"):
+    flops.analytic_flops(ml_collections.ConfigDict(dict(name='c3d')), CLIP)

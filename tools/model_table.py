@@ -1,0 +1,80 @@
+r"""Prints the README's table of model presets: parameters and GFLOPs per view at each preset's
+input, from XLA's cost analysis and from vivit_jax.models.flops' analytic count.
+
+  python tools/model_table.py            # print the markdown table
+  python tools/model_table.py --write    # also replace it in README.md
+
+Needs no accelerator and no memory for weights (abstract shapes only); ~1 min on 2 CPU cores.
+"""
+import argparse
+import os
+import runpy
+
+from vivit_jax.models import flops
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+README = os.path.join(REPO, 'README.md')
+START, END = '<!-- model-table:start -->', '<!-- model-table:end -->'
+# Config path -> (model, the paper's G multiply-adds per view: ViViT Table 4, else None).
+PRESETS = {
+    'configs/vivit/b16x2_spatio_temporal.py': ('ViViT-B/16x2 Model 1, spatio-temporal', 455.2),
+    'configs/vivit/b16x2_factorised_encoder.py': ('ViViT-B/16x2 Model 2, factorised encoder',
+                                                  284.4),
+    'configs/vivit/b16x2_factorised_self_attention.py': (
+        'ViViT-B/16x2 Model 3, fact. self-attention', 372.3),
+    'configs/vivit/b16x2_factorised_dot_product.py': ('ViViT-B/16x2 Model 4, fact. dot-product',
+                                                      277.1),
+    'configs/vivit/l16x2_factorised_encoder.py': ('ViViT-L/16x2 Model 2, factorised encoder', None),
+    'configs/timesformer/base_8x224.py': ('TimeSformer-B, divided space-time', None),
+}
+CAPTION = (
+    'Presets (Kinetics-400; each also runs at CPU size as `CONFIG:tiny`). GFLOPs per view: 10^9 '
+    'floating-point operations of one forward pass on one clip, 2 per multiply-add. The papers '
+    'count multiply-adds (called GFLOPs there): compare their numbers, in the last column, with '
+    'half of ours. XLA: the cost analysis of the lowered forward pass, which also counts '
+    'element-wise work; analytic: matrix products and convolutions only '
+    '(`vivit_jax.models.flops`). Regenerate with `python tools/model_table.py --write`.')
+
+
+def row(path: str, model: str, paper) -> str:
+  """One markdown row: model, config, input, params (M), GFLOPs (XLA), GFLOPs (analytic), the
+  paper's G multiply-adds."""
+  config = runpy.run_path(os.path.join(REPO, path))['get_config']()
+  ds = config.dataset
+  shape = (ds.num_frames, ds.crop_size, ds.crop_size)
+  params = flops.param_count(config.model, shape) / 1e6
+  xla = flops.xla_flops(config.model, shape) / 1e9
+  analytic = flops.analytic_flops(config.model, shape) / 1e9
+  return (f'| {model} | `{path}` | {shape[0]}x{shape[1]}x{shape[2]} | {params:.1f} | {xla:.1f} '
+          f'| {analytic:.1f} | {paper or "-"} |')
+
+
+def table() -> str:
+  """The caption and the markdown table of every preset."""
+  head = ['| model | config | input (T x H x W) | params (M) | GFLOPs/view (XLA) '
+          '| GFLOPs/view (analytic) | paper G mult-adds |', '|---|---|---|---|---|---|---|']
+  return '\n'.join([CAPTION, ''] + head + [row(p, *m) for p, m in PRESETS.items()])
+
+
+def write(text: str, path: str = README):
+  """Replaces what lies between START and END in `path` by `text`."""
+  with open(path) as f:
+    readme = f.read()
+  if START not in readme or END not in readme:
+    raise ValueError(f'{path} lacks the markers {START} and {END} around the model table.')
+  before, rest = readme.split(START, 1)
+  with open(path, 'w') as f:
+    f.write(f'{before}{START}\n{text}\n{END}{rest.split(END, 1)[1]}')
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+  parser.add_argument('--write', action='store_true', help='Replace the table in README.md.')
+  text = table()
+  print(text)
+  if parser.parse_args().write:
+    write(text)
+
+
+if __name__ == '__main__':
+  main()

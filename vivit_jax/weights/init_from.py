@@ -1,0 +1,161 @@
+"""`config.init_from`: start training from pretrained weights.
+
+`config.init_from.path` is one of
+  an image ViT: a Hugging Face `save_pretrained` directory with model_type 'vit', or a
+    vision_transformer / big_vision `.npz` (see weights/vit.py; `kernel_init` applies);
+  a Hugging Face video model directory whose model_type is in `hf.READERS`;
+  an Orbax checkpoint: a vivit_jax workdir (the latest step of its `checkpoints/`) or the output
+    of tools/convert_checkpoint.py (`save_params`).
+`load_init_params` merges what it holds into the fresh params: the classifier `head` only if
+`load_head`, and every leaf the source lacks stays fresh (counted in the log line).
+"""
+import json
+import logging
+import os
+from typing import Any, Optional, Sequence
+
+import jax
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+from flax import traverse_util
+
+from vivit_jax.train import checkpoint
+from vivit_jax.weights import hf, vit
+
+log = logging.getLogger('vivit_jax')
+Params = dict[str, Any]
+_ITEMS = dict(state=ocp.StandardCheckpointHandler, meta=ocp.JsonCheckpointHandler)
+
+
+def source_kind(path: str) -> str:
+  """'vit', 'hf' (a Hugging Face video model) or 'orbax': what config.init_from.path holds."""
+  if path.endswith('.npz'):
+    return 'vit'
+  if not os.path.isdir(path):
+    raise FileNotFoundError(f'config.init_from.path={path} does not exist.')
+  config_path = os.path.join(path, 'config.json')
+  if os.path.isfile(config_path):
+    with open(config_path) as f:
+      model_type = json.load(f).get('model_type')
+    if model_type == 'vit':
+      return 'vit'
+    if model_type in hf.READERS:
+      return 'hf'
+    raise ValueError(f"{config_path}: model_type '{model_type}' cannot initialise a model; "
+                     f"supported: vit, {', '.join(hf.READERS)}.")
+  if _checkpoint_dir(path):
+    return 'orbax'
+  raise ValueError(f'config.init_from.path={path} is neither a Hugging Face save_pretrained '
+                   f'directory (config.json), an image ViT .npz, a vivit_jax workdir nor an Orbax '
+                   f'checkpoint written by tools/convert_checkpoint.py.')
+
+
+def _checkpoint_dir(path: str) -> Optional[str]:
+  """The Orbax step directory parent in `path` (a workdir's `checkpoints/` or `path`), if any."""
+  for directory in (os.path.join(path, 'checkpoints'), path):
+    if os.path.isdir(directory) and any(
+        n.isdigit() and os.path.isdir(os.path.join(directory, n)) for n in os.listdir(directory)):
+      return directory
+  return None
+
+
+def _manager(directory: str) -> ocp.CheckpointManager:
+  return ocp.CheckpointManager(os.path.abspath(directory),
+                               item_handlers={k: h() for k, h in _ITEMS.items()})
+
+
+def save_params(directory: str, params: Params, model_config: dict):
+  """Writes `params` and `model_config` as the Orbax checkpoint `directory`/0 (items 'state' =
+  {'params': params} and 'meta', as in a workdir's checkpoints), for config.init_from.path."""
+  manager = _manager(directory)
+  meta = {'model_config': model_config, 'param_shapes': checkpoint.param_shapes(params)}
+  manager.save(0, args=ocp.args.Composite(state=ocp.args.StandardSave({'params': params}),
+                                           meta=ocp.args.JsonSave(meta)))
+  manager.wait_until_finished()
+  manager.close()
+
+
+def restore_params(path: str) -> tuple[dict, Params]:
+  """(model_config dict, numpy params) of the latest Orbax checkpoint in `path` (a workdir or a
+  `save_params` directory)."""
+  directory = _checkpoint_dir(path)
+  if directory is None:
+    raise FileNotFoundError(f'No Orbax checkpoint in {path} or {path}/checkpoints.')
+  manager = _manager(directory)
+  step = manager.latest_step()
+  tree = manager.item_metadata(step)['state'].tree
+  abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), tree)
+  restored = manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+  manager.close()
+  return restored.meta['model_config'], restored.state['params']
+
+
+def merge_params(fresh: Params, loaded: Params, *, load_head: bool, source: str,
+                 hint: str = '') -> tuple[Params, list[str]]:
+  """`fresh` with the leaves of `loaded` (the `head` only if load_head), cast to the fresh leaves'
+  dtypes; returns (params, the names of the leaves left fresh).
+
+  Raises ValueError if a loaded leaf is not in the model or has another shape.
+  """
+  flat = traverse_util.flatten_dict(fresh, sep='/')
+  new = {k: v for k, v in traverse_util.flatten_dict(loaded, sep='/').items()
+         if load_head or not k.startswith('head/')}
+  unknown = sorted(k for k in new if k not in flat)
+  reshaped = sorted(k for k in new if k in flat and np.shape(new[k]) != np.shape(flat[k]))
+  if unknown or reshaped:
+    problems = []
+    if unknown:
+      problems.append(f'{len(unknown)} parameters not in the model (e.g. {unknown[:3]})')
+    if reshaped:
+      k = reshaped[0]
+      problems.append(f'{len(reshaped)} of other shapes (e.g. {k}: {np.shape(new[k])}, model '
+                      f'{np.shape(flat[k])})')
+    fix = hint or ('set the config.model fields it was trained with (tools/convert_checkpoint.py '
+                   'prints them for Hugging Face models)')
+    head = ', or config.init_from.load_head=False' if any(
+        k.startswith('head/') for k in unknown + reshaped) else ''
+    raise ValueError(f'{source} does not fit config.model: {"; ".join(problems)}. Fix: '
+                     f'{fix}{head}.')
+  left_fresh = sorted(set(flat) - set(new))
+  flat.update({k: np.asarray(v, np.dtype(flat[k].dtype)) for k, v in new.items()})
+  return traverse_util.unflatten_dict(flat, sep='/'), left_fresh
+
+
+def _config_hint(saved: dict, model_config: ml_collections.ConfigDict) -> str:
+  """'set --config.model.F=V ...' for the fields where `saved` (a model config) differs."""
+  ours = model_config.to_dict()
+  diff = [f'--config.model.{k}={v}' for k, v in sorted(saved.items())
+          if k != 'num_classes' and k in ours
+          and json.dumps(ours[k], default=list) != json.dumps(v, default=list)]
+  return f'set {" ".join(diff)}' if diff else ''
+
+
+def load_init_params(init_from: ml_collections.ConfigDict,
+                     model_config: ml_collections.ConfigDict, fresh_params: Params,
+                     video_shape: Sequence[int]) -> Params:
+  """`fresh_params` (of `models.build(model_config)` on videos (T, H, W)) with the weights at
+  `init_from.path` merged in (see the module docstring); logs one line saying what was loaded."""
+  path, kind = init_from.path, source_kind(init_from.path)
+  saved = None
+  if kind == 'vit':
+    loaded = vit.video_params(vit.read_vit(path), model_config, video_shape=video_shape,
+                              kernel_init=init_from.kernel_init, load_head=init_from.load_head)
+  elif kind == 'hf':
+    saved, variables = hf.load_pretrained(path)
+    saved, loaded = saved.to_dict(), variables['params']
+  else:
+    saved, loaded = restore_params(path)
+  if saved is not None and saved['name'] != model_config.name:
+    raise ValueError(f"{path} holds a '{saved['name']}' model but config.model.name="
+                     f"'{model_config.name}': set --config.model.name={saved['name']} (and the "
+                     f"fields it was trained with).")
+  hint = _config_hint(saved, model_config) if saved else ''
+  params, left_fresh = merge_params(fresh_params, loaded, load_head=init_from.load_head,
+                                    source=path, hint=hint)
+  total = len(traverse_util.flatten_dict(params))
+  log.info('Initialised %d of %d parameter arrays from %s (%s); %d left fresh%s', total -
+           len(left_fresh), total, path, kind, len(left_fresh),
+           f' (e.g. {", ".join(left_fresh[:4])})' if left_fresh else '')
+  return params
