@@ -91,10 +91,11 @@ def test_metrics_and_progress_written(config, tmp_path, caplog):
   results = loop.run(config, str(tmp_path))
   progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith('step ')]
   assert len(progress) == 2 and re.fullmatch(
-      r'step 4/4 \| loss \d+\.\d{4} \| top1 [01]\.\d{3} \| lr \S+ \| \d+\.\d clips/s \| ETA 0m00s',
+      r'step 4/4 \| loss \d+\.\d{4} \| top1 [01]\.\d{4} \| top5 [01]\.\d{4} \| lr \S+ \| '
+      r'\d+\.\d clips/s \| ETA 0m00s',
       progress[-1]), progress
   final = caplog.records[-1].getMessage()
-  assert final.startswith(f'Final evaluation on test ({int(results["eval/count"])} clips): top-1 ')
+  assert final.startswith(f'Final evaluation on test ({int(results["eval/count"])} videos): loss ')
   lines = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
   train_lines = [l for l in lines if 'train/loss' in l]
   assert [l['step'] for l in train_lines] == [2, 4]

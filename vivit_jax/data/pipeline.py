@@ -23,7 +23,6 @@ try:
 except (RuntimeError, ValueError):  # TensorFlow already initialised its devices.
   pass
 
-_EVAL_FRACTIONS = (0.5, 0.5, 0.5)  # Centre clip and centre crop (rounded up when two are centred).
 
 
 def get_builder(dataset_config) -> tfds.core.DatasetBuilder:
@@ -131,12 +130,13 @@ def _offset(fraction, max_offset) -> tf.Tensor:
   return tf.minimum(offset, max_offset)
 
 
-def _view(example, fractions, flip, *, feature, dataset_config) -> dict:
+def _view(example, fractions, flip, *, feature, dataset_config, long_side=False) -> dict:
   """One clip of `example`: {'video': (T, S, S, C) float32 normalised, 'label': () int32}.
 
-  `fractions` (3,) in [0, 1) place the clip in time and the crop in y and x: all T = num_frames
-  frames `stride` apart (clamped to the last frame in short videos) and one S = crop_size square
-  crop for all of them; `flip` mirrors the clip horizontally.
+  `fractions` (3,) in [0, 1] place the clip in time and the crop in y and x (with `long_side`:
+  along the frame's longer side, then its shorter side): all T = num_frames frames `stride` apart
+  (clamped to the last frame in short videos) and one S = crop_size square crop for all of them;
+  `flip` mirrors the clip horizontally.
   """
   cfg = dataset_config
   span = (cfg.num_frames - 1) * cfg.stride + 1
@@ -147,8 +147,11 @@ def _view(example, fractions, flip, *, feature, dataset_config) -> dict:
 
   video = _decode_frames(feature, example['video'], frame_indices)
   shape = tf.shape(video)
-  y = _offset(fractions[1], shape[1] - cfg.crop_size)
-  x = _offset(fractions[2], shape[2] - cfg.crop_size)
+  fy, fx = fractions[1], fractions[2]
+  if long_side:
+    fy, fx = (tf.where(shape[1] >= shape[2], a, b) for a, b in ((fy, fx), (fx, fy)))
+  y = _offset(fy, shape[1] - cfg.crop_size)
+  x = _offset(fx, shape[2] - cfg.crop_size)
   video = tf.slice(video, [0, y, x, 0], [-1, cfg.crop_size, cfg.crop_size, -1])
   video = tf.cond(flip, lambda: tf.reverse(video, axis=[2]), lambda: video)
   mean, std = (tf.constant(v, tf.float32) for v in (cfg.mean, cfg.std))
@@ -169,11 +172,28 @@ def _train_view(index, example, *, seed: int, feature, dataset_config) -> dict:
   return _view(example, uniform[:3], flip, feature=feature, dataset_config=dataset_config)
 
 
-def _eval_view(example, *, feature, dataset_config) -> dict:
-  """Centre clip and centre crop, never flipped, with 'mask': 1.0 (a real example); see `_view`."""
-  view = _view(example, tf.constant(_EVAL_FRACTIONS), tf.constant(False), feature=feature,
-               dataset_config=dataset_config)
-  return {**view, 'mask': tf.constant(1.0)}
+def _spaced(n: int) -> list[float]:
+  """n fractions evenly spaced from 0 to 1 (both ends); [0.5] (the centre) for n = 1."""
+  return [0.5] if n == 1 else [k / (n - 1) for k in range(n)]
+
+
+def eval_views(dataset_config) -> list[tuple[float, float, float]]:
+  """(time, long side, short side) fractions of the eval_clips x eval_crops views of a video."""
+  return [(t, c, 0.5) for t in _spaced(dataset_config.eval_clips)
+          for c in _spaced(dataset_config.eval_crops)]
+
+
+def _eval_views(index, example, *, feature, dataset_config) -> dict:
+  """Every evaluation view of element `index` (see `eval_views`), never flipped, stacked (V, ...),
+  with 'mask' 1.0 (a real example) and 'video_id' unique over all processes."""
+  views = [_view(example, tf.constant(f), tf.constant(False), feature=feature,
+                 dataset_config=dataset_config, long_side=True)
+           for f in eval_views(dataset_config)]
+  video_id = tf.cast(index, tf.int32) * jax.process_count() + jax.process_index()
+  n = len(views)
+  return {'video': tf.stack([v['video'] for v in views]),
+          'label': tf.fill([n], views[0]['label']), 'mask': tf.ones([n]),
+          'video_id': tf.fill([n], video_id)}
 
 
 def _finish(ds: tf.data.Dataset, batch_size: int):
@@ -203,22 +223,27 @@ def make_train_iterator(dataset_config, *, global_batch_size: int, seed: int, st
 
 
 def make_eval_iterator(dataset_config, *, global_batch_size: int, split: str | None = None):
-  """One pass over this process's shard of `split` (default `dataset_config.eval_split`).
+  """One pass over the evaluation views of this process's shard of `split` (default
+  `dataset_config.eval_split`): eval_clips x eval_crops views per video, consecutive.
 
-  Yields {'video': float32 (b, T, S, S, C), 'label': int32 (b,), 'mask': float32 (b,)}: centre
-  clips and crops, b = global_batch_size / jax.process_count(). The last batches are padded (mask
-  0, video and label 0) so that every batch is full and every process yields the same number of
-  batches, ceil(ceil(num_examples / processes) / b); sum(mask) over all processes = num_examples.
+  Yields {'video': float32 (b, T, S, S, C), 'label': int32 (b,), 'mask': float32 (b,),
+  'video_id': int32 (b,)}, b = global_batch_size / jax.process_count(). The last batches are padded
+  (mask 0, the rest 0) so that every batch is full and every process yields the same number of
+  batches; sum(mask) over all processes = num_examples x views per video.
   """
   field = 'config.dataset.eval_split' if split is None else 'the split argument'
   split = dataset_config.eval_split if split is None else split
+  for name in ('eval_clips', 'eval_crops'):
+    if dataset_config[name] < 1:
+      raise ValueError(f'config.dataset.{name}={dataset_config[name]} must be at least 1.')
   builder, batch_size, total = _open(dataset_config, split, field, global_batch_size)
   shard = _process_split(split)
-  num_batches = _ceil_div(_ceil_div(total, jax.process_count()), batch_size)
-  view = functools.partial(_eval_view, feature=builder.info.features['video'],
-                           dataset_config=dataset_config)
-  ds = _read(builder, shard).map(view, num_parallel_calls=tf.data.AUTOTUNE)
+  num_views = len(eval_views(dataset_config))
+  num_batches = _ceil_div(_ceil_div(total, jax.process_count()) * num_views, batch_size)
+  views = functools.partial(_eval_views, feature=builder.info.features['video'],
+                            dataset_config=dataset_config)
+  ds = _read(builder, shard).enumerate().map(views, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
   padding = tf.nest.map_structure(lambda spec: tf.zeros(spec.shape, spec.dtype), ds.element_spec)
-  num_padding = num_batches * batch_size - builder.info.splits[shard].num_examples
+  num_padding = num_batches * batch_size - builder.info.splits[shard].num_examples * num_views
   ds = ds.concatenate(tf.data.Dataset.from_tensors(padding).repeat(num_padding))
   return _finish(ds, batch_size)

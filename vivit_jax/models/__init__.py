@@ -5,11 +5,13 @@ import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
 
-from vivit_jax.models import timesformer, vivit
+from vivit_jax.models import timesformer, videomae, vivit
 
 MODELS = {
     'vivit': vivit.ViViT,
     'timesformer': timesformer.TimeSformer,
+    'videomae': videomae.VideoMAE,
+    'videomae_pretrain': videomae.VideoMAEPretrain,
 }
 
 

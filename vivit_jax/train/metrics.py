@@ -34,7 +34,8 @@ def _duration(seconds: float) -> str:
 
 
 class Progress:
-  """Formats 'step 100/600 | loss 1.234 | top1 0.550 | lr 1.0e-03 | 812.3 clips/s | ETA 1m05s'."""
+  """Formats 'step 100/600 | loss 1.2340 | top1 0.5500 | lr 1.0e-03 | 812.3 clips/s | ETA 1m05s'
+  (the task's train metrics, then learning rate, throughput and time to go)."""
 
   def __init__(self, first_step: int, total_steps: int, clips_per_step: int):
     self.total = total_steps
@@ -51,8 +52,9 @@ class Progress:
     self._mark(step)
     clips_per_s = steps_per_s * self.clips_per_step
     eta = (self.total - step) / max(steps_per_s, 1e-9)
-    text = (f'step {step}/{self.total} | loss {metrics["train/loss"]:.4f} | '
-            f'top1 {metrics["train/top1"]:.3f} | lr {metrics["train/lr"]:.2e} | '
+    task_metrics = ' | '.join(f'{k[6:]} {v:.4f}' for k, v in metrics.items()
+                              if k not in ('train/lr', 'train/grad_norm'))
+    text = (f'step {step}/{self.total} | {task_metrics} | lr {metrics["train/lr"]:.2e} | '
             f'{clips_per_s:.1f} clips/s | ETA {_duration(eta)}')
     return text, clips_per_s
 

@@ -6,7 +6,8 @@ import optax
 
 from vivit_jax.train.state import TrainState
 
-RNG_STREAMS = ('dropout', 'drop_path', 'masking')
+RNG_STREAMS = ('dropout', 'drop_path', 'masking', 'augment')  # 'augment': task.prepare.
+EVAL_MASKING_SEED = 0  # Masks drawn in evaluation (masked video modeling) are fixed.
 
 
 def _variables(params, batch_stats):
@@ -21,7 +22,8 @@ def make_train_step(model: nn.Module, task, tx: optax.GradientTransformation, sc
                     mesh, rules, state_shardings, batch_sharding, seed: int):
   """Returns jitted `(state, batch) -> (state, metrics)`; the state is donated.
 
-  The batch is {'video': (B, T, H, W, C), 'label': (B,), ...} sharded by `batch_sharding`.
+  The batch is {'video': (B, T, H, W, C), 'label': (B,), ...} sharded by `batch_sharding`; the
+  task augments it (`task.prepare`), adds model arguments and computes the loss.
   A step whose loss or gradients are not finite leaves the state untouched and reports
   `finite = 0`, so the loop can stop with the last good state.
   """
@@ -30,10 +32,12 @@ def make_train_step(model: nn.Module, task, tx: optax.GradientTransformation, sc
   def step(state: TrainState, batch):
     rng = jax.random.fold_in(base_rng, state.step)
     rngs = dict(zip(RNG_STREAMS, jax.random.split(rng, len(RNG_STREAMS))))
+    batch = task.prepare(batch, rngs.pop('augment'))
 
     def loss_fn(params):
       outputs, mutated = model.apply(_variables(params, state.batch_stats), batch['video'],
-                                     train=True, rngs=rngs, mutable=['batch_stats'])
+                                     train=True, rngs=rngs, mutable=['batch_stats'],
+                                     **task.model_kwargs(batch))
       loss, metrics = task.loss(outputs, batch)
       return loss, (metrics, mutated.get('batch_stats', state.batch_stats))
 
@@ -55,11 +59,13 @@ def make_train_step(model: nn.Module, task, tx: optax.GradientTransformation, sc
 
 
 def make_eval_step(model: nn.Module, task, *, mesh, rules, state_shardings, batch_sharding):
-  """Returns jitted `(state, batch) -> metric sums` (masked examples count zero)."""
+  """Returns jitted `(state, batch) -> task.eval_outputs`, replicated to every process."""
 
   def step(state: TrainState, batch):
-    logits = model.apply(_variables(state.params, state.batch_stats), batch['video'], train=False)
-    return task.loss(logits, batch)[1]
+    outputs = model.apply(_variables(state.params, state.batch_stats), batch['video'],
+                          train=False, rngs={'masking': jax.random.key(EVAL_MASKING_SEED)},
+                          **task.model_kwargs(batch))
+    return task.eval_outputs(outputs, batch)
 
   replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
   jitted = jax.jit(step, in_shardings=(state_shardings, batch_sharding),

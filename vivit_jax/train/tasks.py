@@ -1,7 +1,20 @@
-"""Tasks turn model outputs and a batch into a loss and on-device metrics."""
+"""Tasks turn model outputs and a batch into a loss, on-device metrics and evaluation results.
+
+A task is chosen by `config.task` and used by the one train step and the evaluation loop:
+  prepare(batch, rng) -> batch        batch-level training augmentation (in the jitted step)
+  model_kwargs(batch) -> dict         extra keyword arguments of `model.apply`
+  loss(outputs, batch) -> (loss, metric sums {'<name>_sum', 'count'})
+  eval_outputs(outputs, batch) -> dict (on device, replicated to every process)
+  evaluator() -> host accumulator: add(eval outputs as numpy), result() -> {'eval/...': float}
+"""
+import collections
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+
+from vivit_jax.train import mixup
 
 
 def _weights(batch, n):
@@ -16,22 +29,91 @@ def _hit_at_k(logits, labels, k):
   return jnp.any(top_k == labels[:, None], axis=-1).astype(jnp.float32)
 
 
-class Classification:
-  """Softmax cross-entropy with label smoothing; top-1 / top-5 accuracy.
+def summarize(metric_sums, prefix: str) -> dict:
+  """{'loss_sum', 'top1_sum', ..., 'count'} (host floats) -> {'prefix/loss': mean, ...}."""
+  count = max(float(metric_sums['count']), 1.0)
+  return {f'{prefix}/{k[:-4]}': float(v) / count
+          for k, v in metric_sums.items() if k.endswith('_sum')}
 
-  Batch: {'video': (B, T, H, W, C), 'label': int (B,), optional 'mask': (B,)}.
+
+class SumEvaluator:
+  """Adds metric sums over evaluation batches; result() = their means + 'eval/count'."""
+
+  def __init__(self):
+    self.sums = None
+
+  def add(self, sums: dict):
+    self.sums = sums if self.sums is None else jax.tree.map(np.add, self.sums, sums)
+
+  def result(self) -> dict:
+    return {**summarize(self.sums, 'eval'), 'eval/count': float(self.sums['count'])}
+
+
+class ViewAverager:
+  """Averages softmax probabilities over all views of each video (ids from the pipeline).
+
+  result(): per video, {'eval/loss': -log p(label), 'eval/top1', 'eval/top5'} averaged over
+  videos, 'eval/count' videos and 'eval/views' views per video.
   """
 
-  def __init__(self, num_classes: int, label_smoothing: float = 0.0):
+  def __init__(self):
+    self.prob_sums, self.labels = {}, {}
+    self.views = collections.Counter()
+
+  def add(self, out: dict):
+    keep = out['mask'] > 0
+    for vid, probs, label in zip(out['video_id'][keep], out['probs'][keep], out['label'][keep]):
+      vid = int(vid)
+      self.prob_sums[vid] = self.prob_sums.get(vid, 0.0) + probs.astype(np.float64)
+      self.labels[vid] = int(label)
+      self.views[vid] += 1
+
+  def result(self) -> dict:
+    vids = sorted(self.prob_sums)
+    probs = np.stack([self.prob_sums[v] / self.views[v] for v in vids])
+    labels = np.array([self.labels[v] for v in vids])
+    # Stable sort of -p: ties rank the lower class first, as in training's top-k.
+    ranks = np.argsort(-probs, axis=1, kind='stable')
+    hits = ranks == labels[:, None]
+    return {'eval/loss': float(np.mean(-np.log(np.maximum(probs[np.arange(len(vids)), labels],
+                                                          1e-12)))),
+            'eval/top1': float(np.mean(hits[:, :1].any(1))),
+            'eval/top5': float(np.mean(hits[:, :5].any(1))),
+            'eval/count': float(len(vids)),
+            'eval/views': float(np.mean([self.views[v] for v in vids]))}
+
+
+class Classification:
+  """Softmax cross-entropy with label smoothing and optional Mixup/CutMix; top-1 / top-5.
+
+  Batch: {'video': (B, T, H, W, C), 'label': int (B,), optional 'mask': (B,) padding weights};
+  evaluation batches also carry 'video_id' (B,): views of one video are averaged.
+  """
+
+  def __init__(self, num_classes: int, label_smoothing: float = 0.0, mixup_alpha: float = 0.0,
+               cutmix_alpha: float = 0.0, mixup_switch_prob: float = 0.5):
     self.num_classes = num_classes
     self.label_smoothing = label_smoothing
+    self.mix = dict(mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha,
+                    switch_prob=mixup_switch_prob)
+
+  def _targets(self, labels):
+    return optax.smooth_labels(jax.nn.one_hot(labels, self.num_classes), self.label_smoothing)
+
+  def prepare(self, batch, rng):
+    """Adds 'targets' (B, K): smoothed one-hot labels, mixed with the video if configured."""
+    video, targets = mixup.mix(rng, batch['video'], self._targets(batch['label']), **self.mix)
+    return {**batch, 'video': video, 'targets': targets}
+
+  def model_kwargs(self, batch):
+    del batch
+    return {}
 
   def loss(self, logits, batch):
     """Returns (mean loss, metric sums): `*_sum` weighted by the mask, `count` its sum."""
     logits = logits.astype(jnp.float32)
     labels = batch['label']
-    targets = optax.smooth_labels(jax.nn.one_hot(labels, self.num_classes),
-                                  self.label_smoothing)
+    targets = batch['targets'] if 'targets' in batch else self._targets(labels)
     weights = _weights(batch, logits.shape[0])
     per_example = optax.softmax_cross_entropy(logits, targets)
     count = jnp.sum(weights)
@@ -43,20 +125,53 @@ class Classification:
     }
     return metrics['loss_sum'] / jnp.maximum(count, 1.0), metrics
 
+  def eval_outputs(self, logits, batch):
+    """Per-view softmax probabilities (B, K) with the label, padding mask and video id."""
+    n = logits.shape[0]
+    return {'probs': jax.nn.softmax(logits.astype(jnp.float32)), 'label': batch['label'],
+            'mask': _weights(batch, n),
+            'video_id': batch['video_id'] if 'video_id' in batch else jnp.arange(n)}
 
-TASKS = {'classification': Classification}
+  def evaluator(self):
+    return ViewAverager()
+
+
+class MaskedVideoModeling:
+  """Masked-cube pixel regression (VideoMAE): the model returns {'pred', 'target', ...}.
+
+  The loss is the mean squared error of `pred` against `target` (B, N_dec, cube_dim), per example
+  then weighted by the padding mask. A batch may carry an explicit 'cube_mask' (B, N) bool.
+  """
+
+  def prepare(self, batch, rng):
+    del rng
+    return batch
+
+  def model_kwargs(self, batch):
+    return {'mask': batch['cube_mask']} if 'cube_mask' in batch else {}
+
+  def loss(self, outputs, batch):
+    diff = outputs['pred'].astype(jnp.float32) - outputs['target'].astype(jnp.float32)
+    per_example = jnp.mean(jnp.square(diff), axis=(1, 2))
+    weights = _weights(batch, per_example.shape[0])
+    metrics = {'loss_sum': jnp.sum(per_example * weights), 'count': jnp.sum(weights)}
+    return metrics['loss_sum'] / jnp.maximum(metrics['count'], 1.0), metrics
+
+  def eval_outputs(self, outputs, batch):
+    return self.loss(outputs, batch)[1]
+
+  def evaluator(self):
+    return SumEvaluator()
 
 
 def build_task(config):
-  """The task named by `config.task` (default 'classification')."""
-  name = config.get('task', 'classification')
-  if name not in TASKS:
-    raise ValueError(f"Unknown task '{name}' (config.task); available: {', '.join(TASKS)}.")
-  return TASKS[name](config.model.num_classes, config.train.label_smoothing)
-
-
-def summarize(metric_sums, prefix: str) -> dict:
-  """{'loss_sum', 'top1_sum', ..., 'count'} (host floats) -> {'prefix/loss': mean, ...}."""
-  count = max(float(metric_sums['count']), 1.0)
-  return {f'{prefix}/{k[:-4]}': float(v) / count
-          for k, v in metric_sums.items() if k.endswith('_sum')}
+  """The task named by `config.task`."""
+  name = config.task
+  if name == 'classification':
+    train = config.train
+    return Classification(config.model.num_classes, train.label_smoothing, train.mixup_alpha,
+                          train.cutmix_alpha, train.mixup_switch_prob)
+  if name == 'masked_video_modeling':
+    return MaskedVideoModeling()
+  raise ValueError(f"Unknown task '{name}' (config.task); available: classification, "
+                   f"masked_video_modeling.")
