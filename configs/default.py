@@ -74,6 +74,7 @@ def get_config(arg=None):
       eps=1e-8,
       weight_decay=0.05,
       grad_clip_norm=1.0,
+      layer_decay=1.0,  # Layer-wise lr decay (< 1: layer i of L gets lr * decay^(L + 1 - i)).
   ))
 
   # Start training from pretrained weights (fine-tuning); path '' = random initialisation.

@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import flax.linen as nn
 import jax
 import ml_collections
 import numpy as np
@@ -12,6 +13,7 @@ import transformers
 
 from tests.helpers import REPO, tiny_config
 from tests.weights.test_vit import save_hf_vit
+from vivit_jax import models
 from vivit_jax.train import loop
 from vivit_jax.weights import hf, init_from, vit
 
@@ -144,3 +146,41 @@ def test_unusable_paths_raise(tmp_path):
   (tmp_path / 'config.json').write_text('{"model_type": "bert"}')
   with pytest.raises(ValueError, match="model_type 'bert' cannot initialise a model"):
     init_from.source_kind(str(tmp_path))
+
+
+@pytest.mark.parametrize('use_mean_pooling', [True, False])
+def test_videomae_pretraining_checkpoint_initialises_the_classifier(tmp_path, use_mean_pooling):
+  """The encoder comes from pre-training; decoder, mask token and projection are dropped; the
+  head (and fc_norm with mean pooling) stay fresh."""
+  tiny = dict(patch_size=4, tubelet_size=2, hidden_size=16, num_layers=2, num_heads=2, mlp_dim=32)
+  pretrain_config = dict(name='videomae_pretrain', decoder_hidden_size=8, decoder_num_layers=1,
+                         decoder_num_heads=2, decoder_mlp_dim=16, mask_ratio=0.5,
+                         **tiny)
+  classifier = ml_collections.ConfigDict(dict(name='videomae', num_classes=3,
+                                              use_mean_pooling=use_mean_pooling, **tiny))
+  video = jax.numpy.zeros((1, 2, 8, 8, 3))
+
+  def random_params(config, seed):
+    model = models.build(ml_collections.ConfigDict(config))
+    shapes = nn.unbox(jax.eval_shape(lambda: model.init(
+        {'params': jax.random.key(0), 'masking': jax.random.key(1)}, video, train=False)))
+    rng = np.random.default_rng(seed)
+    return jax.tree.map(lambda s: rng.normal(size=s.shape).astype(np.float32), shapes['params'])
+
+  pretrained = random_params(pretrain_config, 0)
+  init_from.save_params(str(tmp_path), pretrained, pretrain_config)
+  fresh = random_params(classifier.to_dict(), 1)
+  params = init_from.load_init_params(_init_from(tmp_path), classifier, fresh, (2, 8, 8))
+  assert _equal(params['embedding'], pretrained['embedding'])
+  for i in range(2):
+    assert _equal(params['encoder'][f'block_{i}'], pretrained['encoder'][f'block_{i}'])
+  assert _equal(params['head'], fresh['head'])
+  if use_mean_pooling:  # The pre-training encoder's final norm gives way to a fresh fc_norm.
+    assert 'norm' not in params['encoder'] and _equal(params['fc_norm'], fresh['fc_norm'])
+  else:
+    assert _equal(params['encoder']['norm'], pretrained['encoder']['norm'])
+  classifier.name = 'vivit'
+  with pytest.raises(ValueError, match="holds a 'videomae_pretrain' model but config.model.name="
+                                       "'vivit': set --config.model.name to one of "
+                                       "videomae_pretrain, videomae"):
+    init_from.load_init_params(_init_from(tmp_path), classifier, fresh, (2, 8, 8))

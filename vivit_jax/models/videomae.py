@@ -128,6 +128,17 @@ def cube_targets(video: jax.Array, tubelet_size: int, patch_size: int,
   return ((cubes - mean) / (std + TARGET_STD_EPS)).reshape(b, n, -1)
 
 
+def encoder_params(pretrain_params: dict, model_config) -> dict:
+  """The params of a 'videomae_pretrain' model that the 'videomae' classifier of `model_config`
+  takes: `embedding` and the `encoder` blocks, plus `encoder/norm` only if the classifier has one
+  (use_mean_pooling=False; with mean pooling its fresh `fc_norm` replaces it, as in VideoMAE's
+  fine-tuning). The decoder, `encoder_to_decoder` and `mask_token` are dropped."""
+  encoder = dict(pretrain_params['encoder'])
+  if model_config.get('use_mean_pooling', True):
+    encoder.pop('norm', None)
+  return {'embedding': pretrain_params['embedding'], 'encoder': encoder}
+
+
 class Blocks(nn.Module):
   """`num_layers` pre-norm layers.EncoderBlocks on tokens (B, N, D), then a LayerNorm 'norm' if
   `final_norm`. Stochastic depth grows linearly from 0 (first block) to `stochastic_depth`."""

@@ -4,9 +4,20 @@
   sgd    SGD with momentum (`momentum`, default 0.9; `nesterov`, default False) and L2 weight
          decay added to the gradient before the momentum (ViViT, TimeSformer).
 Both decay kernels and embeddings only (see _decay_mask) and clip the global gradient norm first.
+`layer_decay` < 1 (layer-wise learning-rate decay, BEiT / VideoMAE fine-tuning) multiplies the
+update of each parameter by layer_decay^(L + 1 - layer) (see `layer_ids`), so with AdamW its
+learning rate and decoupled weight decay are both scaled, as in timm's param groups.
 """
+import re
+
 import jax
 import optax
+
+# Top-level parameter names of the input embedding (layer 0 for layer_decay).
+EMBEDDING_NAMES = ('embedding', 'cls', 'pos_embedding', 'time_embedding', 'spatial_cls',
+                   'spatial_pos_embedding')
+# Top-level modules whose `block_i` are the trunk's layers 1..L for layer_decay.
+TRUNK_NAMES = ('encoder', 'spatial_encoder')
 
 
 def make_schedule(opt_config, num_steps: int) -> optax.Schedule:
@@ -38,12 +49,58 @@ def _sgd(opt_config, schedule) -> optax.GradientTransformation:
 OPTIMIZERS = {'adamw': _adamw, 'sgd': _sgd}
 
 
+def _path_names(path) -> list[str]:
+  return [str(getattr(k, 'key', getattr(k, 'name', k))) for k in path]
+
+
+def layer_ids(params) -> tuple[object, int]:
+  """(tree of layer ids like `params`, L): 0 for the embedding (EMBEDDING_NAMES), i + 1 for
+  TRUNK_NAMES/block_i, L + 1 for the rest (final norms, head, decoder, a fresh temporal encoder),
+  where L is the number of trunk blocks."""
+  def block(names):
+    if len(names) > 1 and names[0] in TRUNK_NAMES:
+      match = re.fullmatch(r'block_(\d+)', names[1])
+      if match:
+        return int(match.group(1))
+    return None
+
+  names = [_path_names(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+  num_layers = max((block(n) + 1 for n in names if block(n) is not None), default=0)
+
+  def layer(path, _):
+    n = _path_names(path)
+    if n[0] in EMBEDDING_NAMES:
+      return 0
+    i = block(n)
+    return num_layers + 1 if i is None else i + 1
+
+  return jax.tree_util.tree_map_with_path(layer, params), num_layers
+
+
+def scale_by_layer_decay(decay: float) -> optax.GradientTransformation:
+  """Multiplies each update by decay^(L + 1 - layer) (`layer_ids`); a ValueError if the params
+  have no trunk blocks to decay over."""
+  def scale(updates, params=None):
+    del params
+    ids, num_layers = layer_ids(updates)
+    if not num_layers:
+      raise ValueError(f'config.optimizer.layer_decay={decay} needs a model with '
+                       f'{"/".join(TRUNK_NAMES)}/block_i layers; set it to 1.0 for this model.')
+    return jax.tree.map(lambda u, i: u * decay ** (num_layers + 1 - i), updates, ids)
+
+  return optax.stateless(scale)
+
+
 def make_optimizer(opt_config, num_steps: int):
   """Returns (optax transformation, learning-rate schedule) for `config.optimizer`."""
   if opt_config.name not in OPTIMIZERS:
     raise ValueError(f"Unknown optimizer '{opt_config.name}' (config.optimizer.name); "
                      f'available: {", ".join(OPTIMIZERS)}.')
   schedule = make_schedule(opt_config, num_steps)
+  layer_decay = opt_config.get('layer_decay', 1.0)
+  if not 0 < layer_decay <= 1:
+    raise ValueError(f'config.optimizer.layer_decay={layer_decay} must be in (0, 1] (1 = off).')
   tx = optax.chain(optax.clip_by_global_norm(opt_config.grad_clip_norm),
-                   OPTIMIZERS[opt_config.name](opt_config, schedule))
+                   OPTIMIZERS[opt_config.name](opt_config, schedule),
+                   *([scale_by_layer_decay(layer_decay)] if layer_decay < 1 else []))
   return tx, schedule

@@ -6,6 +6,9 @@
   a Hugging Face video model directory whose model_type is in `hf.READERS`;
   an Orbax checkpoint: a vivit_jax workdir (the latest step of its `checkpoints/`) or the output
     of tools/convert_checkpoint.py (`save_params`).
+A source holds one model (`name`); it initialises a model of that name, or a model that fine-tunes
+it (`FINE_TUNES`: a VideoMAE pre-training checkpoint initialises the 'videomae' classifier with its
+encoder, the decoder dropped).
 `load_init_params` merges what it holds into the fresh params: the classifier `head` only if
 `load_head`, and every leaf the source lacks stays fresh (counted in the log line).
 """
@@ -20,12 +23,15 @@ import numpy as np
 import orbax.checkpoint as ocp
 from flax import traverse_util
 
+from vivit_jax.models import videomae
 from vivit_jax.train import checkpoint
 from vivit_jax.weights import hf, vit
 
 log = logging.getLogger('vivit_jax')
 Params = dict[str, Any]
 _ITEMS = dict(state=ocp.StandardCheckpointHandler, meta=ocp.JsonCheckpointHandler)
+# (source model name, fine-tuned model name) -> (source params, fine-tuned model config) -> params.
+FINE_TUNES = {('videomae_pretrain', 'videomae'): videomae.encoder_params}
 
 
 def source_kind(path: str) -> str:
@@ -148,9 +154,13 @@ def load_init_params(init_from: ml_collections.ConfigDict,
   else:
     saved, loaded = restore_params(path)
   if saved is not None and saved['name'] != model_config.name:
-    raise ValueError(f"{path} holds a '{saved['name']}' model but config.model.name="
-                     f"'{model_config.name}': set --config.model.name={saved['name']} (and the "
-                     f"fields it was trained with).")
+    convert = FINE_TUNES.get((saved['name'], model_config.name))
+    if convert is None:
+      targets = [saved['name']] + [b for a, b in FINE_TUNES if a == saved['name']]
+      raise ValueError(f"{path} holds a '{saved['name']}' model but config.model.name="
+                       f"'{model_config.name}': set --config.model.name to one of "
+                       f"{', '.join(targets)} (and the fields it was trained with).")
+    loaded = convert(loaded, model_config)
   hint = _config_hint(saved, model_config) if saved else ''
   params, left_fresh = merge_params(fresh_params, loaded, load_head=init_from.load_head,
                                     source=path, hint=hint)
