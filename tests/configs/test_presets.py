@@ -25,6 +25,8 @@ VIVIT = {  # Preset -> (variant, size).
 }
 WIDTHS = {'B': 768, 'L': 1024}
 PRESETS = [f'configs/vivit/{name}.py' for name in VIVIT] + ['configs/timesformer/base_8x224.py']
+VIDEOMAE = [f'configs/videomae/{stage}_{dataset}.py' for stage in ('pretrain', 'finetune')
+            for dataset in ('k400', 'ssv2')]
 
 
 def _preset(path: str, arg=None) -> ml_collections.ConfigDict:
@@ -33,7 +35,7 @@ def _preset(path: str, arg=None) -> ml_collections.ConfigDict:
 
 def test_every_preset_file_is_listed():
   found = {os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, 'configs/*/*.py'))}
-  assert found - {'configs/vivit/common.py'} == set(PRESETS)
+  assert {p for p in found if not p.endswith('/common.py')} == set(PRESETS + VIDEOMAE)
 
 
 @pytest.mark.parametrize('name', VIVIT)
@@ -147,3 +149,88 @@ def test_sgd_matches_hand_computed_updates(fields, momentum, nesterov):
                                                         else trace[k])
   for k in params:
     np.testing.assert_allclose(p[k], expected[k], rtol=1e-6)
+
+
+@pytest.mark.parametrize('path', VIDEOMAE)
+@pytest.mark.parametrize('size, width, depth', [('S', 384, 12), ('B', 768, 12), ('L', 1024, 24)])
+def test_videomae_preset_structure(path, size, width, depth):
+  config = _preset(path, size)
+  pretrain, k400 = 'pretrain' in path, 'k400' in path
+  model = models.build(config.model)
+  assert (model.hidden_size, model.num_layers, model.patch_size, model.tubelet_size) == (
+      width, depth, 16, 2)
+  ds = config.dataset
+  assert (ds.name, ds.num_frames, ds.stride, ds.crop_size, ds.flip) == (
+      'kinetics400' if k400 else 'something_something_v2', 16, 4 if k400 else 2, 224, k400)
+  opt = config.optimizer
+  assert (opt.name, opt.weight_decay, opt.b1) == ('adamw', 0.05, 0.9)
+  if pretrain:
+    assert config.task == 'masked_video_modeling' and config.model.name == 'videomae_pretrain'
+    assert (model.mask_type, model.mask_ratio, model.norm_pix_loss) == ('tube', 0.9, True)
+    assert model.decoder_num_layers == (12 if size == 'L' else 4)
+    assert model.decoder_hidden_size == width // 2
+    # 1.5e-4 x batch / 256 after 40 warmup epochs; b2 0.95.
+    assert opt.learning_rate == pytest.approx(1.5e-4 * config.train.batch_size / 256)
+    assert opt.b2 == 0.95 and opt.layer_decay == 1.0
+  else:
+    assert config.task == 'classification' and config.model.name == 'videomae'
+    assert model.num_classes == (400 if k400 else 174) and model.use_mean_pooling
+    assert model.stochastic_depth == 0.1 and opt.b2 == 0.999
+    assert opt.layer_decay == (0.7 if (size, k400) == ('S', False) else 0.75)
+    assert (config.train.mixup_alpha, config.train.cutmix_alpha,
+            config.train.label_smoothing) == (0.8, 1.0, 0.1)
+    assert (ds.eval_clips, ds.eval_crops) == ((5, 3) if k400 else (2, 3))
+
+
+@pytest.mark.parametrize('path', VIDEOMAE)
+def test_videomae_preset_forward_at_reduced_size(path):
+  config = _preset(path)
+  config.model.update(hidden_size=32, num_heads=4, mlp_dim=64, num_layers=1, dtype='float32')
+  if 'pretrain' in path:
+    config.model.update(decoder_hidden_size=16, decoder_num_heads=2, decoder_mlp_dim=32,
+                        decoder_num_layers=1, mask_ratio=0.5)  # 0.9 masks a 2 x 2 grid whole.
+  model = models.build(config.model)
+  video = jax.random.normal(jax.random.key(0), (2, 4, 32, 32, 3))
+  rngs = {'params': jax.random.key(1), 'masking': jax.random.key(2)}
+  forward = jax.jit(lambda x: model.apply(model.init(rngs, x, train=False), x, train=False,
+                                          rngs={'masking': jax.random.key(3)}))
+  out = forward(video)
+  if 'pretrain' in path:  # 2 x 2 x 2 cubes, 2 of the 4 spatial positions masked at both times.
+    assert out['pred'].shape == (2, 4, 2 * 16 * 16 * 3) and bool(jnp.isfinite(out['loss']))
+  else:
+    assert out.shape == (2, 174 if 'ssv2' in path else 400) and bool(jnp.all(jnp.isfinite(out)))
+
+
+@pytest.mark.parametrize('stage', ['pretrain', 'finetune'])
+def test_videomae_tiny_presets_train(stage, synthetic_data_dir, tmp_path):
+  """loop.setup and one train step of the tiny preset (depth 1); the fine-tuning one starts from
+  the pre-training one's workdir."""
+  configs = {s: _preset(f'configs/videomae/{s}_k400.py', 'tiny') for s in ('pretrain', 'finetune')}
+  assert configs['pretrain'].dataset.to_dict() == configs['finetune'].dataset.to_dict()
+  config = configs[stage]
+  config.dataset.data_dir = synthetic_data_dir
+  config.model.num_layers = 1
+  config.train.batch_size = 16
+  if stage == 'finetune':
+    source = configs['pretrain']
+    source.model.num_layers = 1
+    params = jax.device_get(loop.setup(source, str(tmp_path / 'pt')).state.params)
+    from vivit_jax.weights import init_from  # pylint: disable=import-outside-toplevel
+    init_from.save_params(str(tmp_path / 'pt_params'), params, source.model.to_dict())
+    config.init_from.path = str(tmp_path / 'pt_params')
+  exp = loop.setup(config, str(tmp_path / stage))
+  exp.ckpt.close()
+  if stage == 'finetune':
+    np.testing.assert_array_equal(jax.device_get(exp.state.params['encoder']['block_0']['mlp']
+                                                 ['fc1']['kernel']),
+                                  params['encoder']['block_0']['mlp']['fc1']['kernel'])
+  train_step = step.make_train_step(exp.model, exp.task, exp.tx, exp.schedule, seed=config.seed,
+                                    **exp.step_kwargs())
+  batch = next(data.make_train_iterator(config.dataset, global_batch_size=16, seed=0))
+  state, metrics = train_step(exp.state, sharding.put_batch(batch, exp.batch_sharding))
+  assert int(state.step) == 1 and float(metrics['finite']) == 1.0
+  loss = float(metrics['loss_sum'] / metrics['count'])
+  if stage == 'finetune':  # Zero head: uniform probabilities against mixed smoothed targets.
+    assert loss == pytest.approx(math.log(10), rel=1e-5)
+  else:  # Normalised-pixel targets have unit variance; a fresh decoder predicts ~0.
+    assert 0.8 < loss < 1.5

@@ -158,3 +158,122 @@ def test_video_features_decode_only_the_clip_frames():
   encoded = tf.constant(feature.encode_example(video))  # One PNG per frame.
   frames = pipeline._decode_frames(feature, encoded, lambda length: tf.range(1, length, 2))
   np.testing.assert_array_equal(frames.numpy(), video[1::2])
+
+
+def _multi_view(config, split='test[:5]', clips=3, crops=3):
+  config.update(eval_split=split, eval_clips=clips, eval_crops=crops)
+  return config
+
+
+def _rows(batches):
+  """The real (mask 1) rows of eval `batches`, concatenated: {'video', 'label', 'video_id'}."""
+  keep = np.concatenate([b['mask'] for b in batches]) > 0
+  return {k: np.concatenate([b[k] for b in batches])[keep] for k in ('video', 'label', 'video_id')}
+
+
+def test_eval_views_are_time_major_spaced_fractions():
+  config = tiny_config().dataset
+  _multi_view(config, clips=3, crops=2)
+  assert pipeline.eval_views(config) == [(t, c, 0.5) for t in (0, .5, 1) for c in (0, 1)]
+  _multi_view(config, clips=1, crops=1)
+  assert pipeline.eval_views(config) == [(.5, .5, .5)]  # The centre clip and crop.
+
+
+def test_eval_yields_every_view_of_each_video_consecutively(config):
+  _multi_view(config)  # 3 clips x 3 crops of 5 videos: 45 views in 6 batches of 8.
+  videos, labels = tfds.as_numpy(data.get_builder(config).as_dataset(
+      split='test[:5]', batch_size=-1, as_supervised=True))
+  batches = list(data.make_eval_iterator(config, global_batch_size=8))
+  assert len(batches) == 6 and all(len(b['mask']) == 8 for b in batches)
+  mask = np.concatenate([b['mask'] for b in batches])
+  np.testing.assert_array_equal(mask, np.arange(48) < 45)
+  assert mask.sum() == 5 * 9 and set(batches[0]) == {'video', 'label', 'mask', 'video_id'}
+  rows = _rows(batches)
+  np.testing.assert_array_equal(rows['label'], np.repeat(labels, 9))
+  ids = rows['video_id'].reshape(5, 9)
+  assert (ids == ids[:, :1]).all() and len(set(ids[:, 0])) == 5
+  # 16 frames, clips of 7 (4 at stride 2): starts 0 (first), 5 (middle of 0..9), 9 (last); the
+  # 32x32 frames are square, so the 16-crops go along y at 0, 8, 16, centred in x.
+  expected = np.stack([videos[:, t:t + 7:2, c:c + 16, 8:24] for t in (0, 5, 9)
+                       for c in (0, 8, 16)], axis=1).reshape(45, 4, 16, 16, 3)
+  np.testing.assert_allclose(rows['video'], (expected / 255 - 0.5) / 0.5, atol=1e-6)
+
+
+def test_eval_rows_do_not_depend_on_the_batch_size(config):
+  _multi_view(config, split='test[:3]', clips=2, crops=3)  # 18 views.
+  by_size = {b: list(data.make_eval_iterator(config, global_batch_size=b)) for b in (5, 32)}
+  assert [len(v) for v in by_size.values()] == [4, 1]  # ceil(18 / 5), ceil(18 / 32).
+  small, large = (_rows(v) for v in by_size.values())
+  for key in small:
+    np.testing.assert_array_equal(small[key], large[key])
+  assert len(small['label']) == 18
+  padding = np.concatenate([b['video'] for b in by_size[32]])[18:]
+  assert padding.shape[0] == 14 and not padding.any()
+
+
+def test_eval_views_over_processes_have_distinct_ids_and_cover_the_split(config, monkeypatch):
+  _multi_view(config, clips=2, crops=1)  # 5 videos, 2 views each, over 2 processes.
+  everything = _rows(list(data.make_eval_iterator(config, global_batch_size=4)))
+  rows, lengths = [], []
+  for index in range(2):
+    _processes(monkeypatch, 2, index)
+    batches = list(data.make_eval_iterator(config, global_batch_size=4))
+    lengths.append(len(batches))  # Views of 3 videos (the larger shard) in batches of 2.
+    rows.append(_rows(batches))
+  assert lengths == [3, 3]
+  assert sorted(len(r['label']) for r in rows) == [4, 6]  # sum(mask) = 5 videos x 2 views.
+  ids = [set(r['video_id'].tolist()) for r in rows]
+  assert not ids[0] & ids[1] and len(ids[0] | ids[1]) == 5
+  np.testing.assert_array_equal(
+      np.sort(np.concatenate([r['video'] for r in rows]).reshape(10, -1), axis=0),
+      np.sort(everything['video'].reshape(10, -1), axis=0))
+
+
+@pytest.mark.parametrize('field', ['eval_clips', 'eval_crops'])
+def test_no_eval_views_is_a_clear_error(config, field):
+  config[field] = 0
+  with pytest.raises(ValueError, match=f'config.dataset.{field}=0 must be at least 1'):
+    data.make_eval_iterator(config, global_batch_size=8)
+
+
+def _coordinates(length, height, width):
+  """A video whose pixel (t, y, x) holds (t, y, x) in its 3 channels."""
+  return np.stack(np.meshgrid(np.arange(length), np.arange(height), np.arange(width),
+                              indexing='ij'), axis=-1).astype(np.uint8)
+
+
+@pytest.fixture(scope='module')
+def sized_videos_dir(tmp_path_factory):
+  """A TFDS dataset of `Video` features of different lengths and frame shapes."""
+  videos = [_coordinates(12, 20, 40), _coordinates(9, 40, 20), _coordinates(5, 16, 24)]
+  features = tfds.features.FeaturesDict({
+      'video': tfds.features.Video(shape=(None, None, None, 3)),
+      'label': tfds.features.ClassLabel(num_classes=3)})
+  data_dir = str(tmp_path_factory.mktemp('sized_videos'))
+  tfds.dataset_builders.store_as_tfds_dataset(
+      name='sized_videos', version='1.0.0', features=features, data_dir=data_dir,
+      split_datasets={'test': [(i, {'video': v, 'label': i}) for i, v in enumerate(videos)]},
+      disable_shuffling=True)
+  return data_dir
+
+
+def test_eval_crops_go_along_the_long_side_and_clips_span_the_video(sized_videos_dir):
+  config = tiny_config().dataset  # Clips of 4 frames at stride 2 (a span of 7), 16x16 crops.
+  config.update(name='sized_videos', data_dir=sized_videos_dir)
+  _multi_view(config, split='test')
+  rows = _rows(list(data.make_eval_iterator(config, global_batch_size=8)))
+  np.testing.assert_array_equal(rows['label'], np.repeat([0, 1, 2], 9))
+  # Back to the (t, y, x) each view's pixels came from.
+  where = np.round((rows['video'] * 0.5 + 0.5) * 255).astype(int).reshape(3, 9, 4, 16, 16, 3)
+  cases = [  # (length, first frames of the clips, y offsets, x offsets).
+      (12, (0, 3, 5), (2,), (0, 12, 24)),  # 20x40: starts 0..5; crops along x.
+      (9, (0, 1, 2), (0, 12, 24), (2,)),  # 40x20: starts 0..2; crops along y.
+      (5, (0, 0, 0), (0,), (0, 4, 8)),  # 16x24, shorter than a clip: its last frame repeats.
+  ]
+  for video, (length, starts, ys, xs) in zip(where, cases):
+    views = [(t, y, x) for t in starts for y in ys for x in xs]
+    for view, (t, y, x) in zip(video, views, strict=True):
+      frames = np.minimum(t + np.arange(4) * 2, length - 1)
+      expected = np.stack(np.meshgrid(frames, y + np.arange(16), x + np.arange(16),
+                                      indexing='ij'), axis=-1)
+      np.testing.assert_array_equal(view, expected)

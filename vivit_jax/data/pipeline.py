@@ -138,16 +138,29 @@ def _view(example, fractions, flip, *, feature, dataset_config, long_side=False)
   (clamped to the last frame in short videos) and one S = crop_size square crop for all of them;
   `flip` mirrors the clip horizontally.
   """
+  frames = _clip(example, fractions[0], feature=feature, dataset_config=dataset_config)
+  return {'video': _crop(frames, fractions[1], fractions[2], flip, channels=feature.shape[-1],
+                         dataset_config=dataset_config, long_side=long_side),
+          'label': tf.cast(example['label'], tf.int32)}
+
+
+def _clip(example, fraction, *, feature, dataset_config) -> tf.Tensor:
+  """The (T, H, W, C) uint8 frames of the clip of `example` at `fraction` of its start range."""
   cfg = dataset_config
   span = (cfg.num_frames - 1) * cfg.stride + 1
 
   def frame_indices(length):
-    start = _offset(fractions[0], length - span)
+    start = _offset(fraction, length - span)
     return tf.minimum(start + tf.range(cfg.num_frames) * cfg.stride, length - 1)
 
-  video = _decode_frames(feature, example['video'], frame_indices)
+  return _decode_frames(feature, example['video'], frame_indices)
+
+
+def _crop(video, fy, fx, flip, *, channels, dataset_config, long_side=False) -> tf.Tensor:
+  """(T, S, S, C) float32 normalised: the crop of `video` (T, H, W, C) uint8 at fractions `fy`,
+  `fx` (with `long_side`: along the longer side, then the shorter), mirrored if `flip`."""
+  cfg = dataset_config
   shape = tf.shape(video)
-  fy, fx = fractions[1], fractions[2]
   if long_side:
     fy, fx = (tf.where(shape[1] >= shape[2], a, b) for a, b in ((fy, fx), (fx, fy)))
   y = _offset(fy, shape[1] - cfg.crop_size)
@@ -156,8 +169,7 @@ def _view(example, fractions, flip, *, feature, dataset_config, long_side=False)
   video = tf.cond(flip, lambda: tf.reverse(video, axis=[2]), lambda: video)
   mean, std = (tf.constant(v, tf.float32) for v in (cfg.mean, cfg.std))
   video = (tf.cast(video, tf.float32) / 255.0 - mean) / std
-  video = tf.ensure_shape(video, (cfg.num_frames, cfg.crop_size, cfg.crop_size, feature.shape[-1]))
-  return {'video': video, 'label': tf.cast(example['label'], tf.int32)}
+  return tf.ensure_shape(video, (cfg.num_frames, cfg.crop_size, cfg.crop_size, channels))
 
 
 def _train_view(index, example, *, seed: int, feature, dataset_config) -> dict:
@@ -185,15 +197,20 @@ def eval_views(dataset_config) -> list[tuple[float, float, float]]:
 
 def _eval_views(index, example, *, feature, dataset_config) -> dict:
   """Every evaluation view of element `index` (see `eval_views`), never flipped, stacked (V, ...),
-  with 'mask' 1.0 (a real example) and 'video_id' unique over all processes."""
-  views = [_view(example, tf.constant(f), tf.constant(False), feature=feature,
-                 dataset_config=dataset_config, long_side=True)
-           for f in eval_views(dataset_config)]
+  with 'mask' 1.0 (a real example) and 'video_id' unique over all processes. Each of the
+  eval_clips clips is decoded once and cropped eval_crops times."""
+  clips = {}  # Each clip is decoded once, for all its crops.
+  views = []
+  for t, fy, fx in eval_views(dataset_config):
+    if t not in clips:
+      clips[t] = _clip(example, tf.constant(t), feature=feature, dataset_config=dataset_config)
+    views.append(_crop(clips[t], tf.constant(fy), tf.constant(fx), tf.constant(False),
+                       channels=feature.shape[-1], dataset_config=dataset_config,
+                       long_side=True))
   video_id = tf.cast(index, tf.int32) * jax.process_count() + jax.process_index()
   n = len(views)
-  return {'video': tf.stack([v['video'] for v in views]),
-          'label': tf.fill([n], views[0]['label']), 'mask': tf.ones([n]),
-          'video_id': tf.fill([n], video_id)}
+  return {'video': tf.stack(views), 'label': tf.fill([n], tf.cast(example['label'], tf.int32)),
+          'mask': tf.ones([n]), 'video_id': tf.fill([n], video_id)}
 
 
 def _finish(ds: tf.data.Dataset, batch_size: int):

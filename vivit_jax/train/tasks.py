@@ -59,10 +59,18 @@ class ViewAverager:
   def __init__(self):
     self.prob_sums, self.labels = {}, {}
     self.views = collections.Counter()
+    self.num_unnamed = 0
 
   def add(self, out: dict):
+    """Adds a batch of eval outputs (numpy): 'probs' (B, K), 'label', 'mask' (B,) and, where the
+    batch had them, 'video_id' (B,); rows without ids are each a video of their own."""
     keep = out['mask'] > 0
-    for vid, probs, label in zip(out['video_id'][keep], out['probs'][keep], out['label'][keep]):
+    if 'video_id' in out:
+      ids = out['video_id'][keep].tolist()
+    else:  # Negative keys never meet the pipeline's ids (>= 0), nor other batches' rows.
+      ids = list(range(-1 - self.num_unnamed, -1 - self.num_unnamed - int(keep.sum()), -1))
+      self.num_unnamed += len(ids)
+    for vid, probs, label in zip(ids, out['probs'][keep], out['label'][keep]):
       vid = int(vid)
       self.prob_sums[vid] = self.prob_sums.get(vid, 0.0) + probs.astype(np.float64)
       self.labels[vid] = int(label)
@@ -126,11 +134,13 @@ class Classification:
     return metrics['loss_sum'] / jnp.maximum(count, 1.0), metrics
 
   def eval_outputs(self, logits, batch):
-    """Per-view softmax probabilities (B, K) with the label, padding mask and video id."""
-    n = logits.shape[0]
-    return {'probs': jax.nn.softmax(logits.astype(jnp.float32)), 'label': batch['label'],
-            'mask': _weights(batch, n),
-            'video_id': batch['video_id'] if 'video_id' in batch else jnp.arange(n)}
+    """Per-view softmax probabilities (B, K) with the label, padding mask and (if the batch has
+    one) video id; without ids, the evaluator takes every row for a video of its own."""
+    out = {'probs': jax.nn.softmax(logits.astype(jnp.float32)), 'label': batch['label'],
+           'mask': _weights(batch, logits.shape[0])}
+    if 'video_id' in batch:
+      out['video_id'] = batch['video_id']
+    return out
 
   def evaluator(self):
     return ViewAverager()
@@ -140,7 +150,9 @@ class MaskedVideoModeling:
   """Masked-cube pixel regression (VideoMAE): the model returns {'pred', 'target', ...}.
 
   The loss is the mean squared error of `pred` against `target` (B, N_dec, cube_dim), per example
-  then weighted by the padding mask. A batch may carry an explicit 'cube_mask' (B, N) bool.
+  then weighted by the padding mask. A batch may carry an explicit 'cube_mask' (B, N) bool; when
+  the model flags it as invalid under jit (its own 'loss' NaN), the loss is NaN too, so the train
+  step skips the update instead of training on a wrong mask.
   """
 
   def prepare(self, batch, rng):
@@ -153,6 +165,8 @@ class MaskedVideoModeling:
   def loss(self, outputs, batch):
     diff = outputs['pred'].astype(jnp.float32) - outputs['target'].astype(jnp.float32)
     per_example = jnp.mean(jnp.square(diff), axis=(1, 2))
+    if 'loss' in outputs:  # The model's NaN for a bad cube_mask (count checked under jit).
+      per_example = jnp.where(jnp.isnan(outputs['loss']), jnp.nan, per_example)
     weights = _weights(batch, per_example.shape[0])
     metrics = {'loss_sum': jnp.sum(per_example * weights), 'count': jnp.sum(weights)}
     return metrics['loss_sum'] / jnp.maximum(metrics['count'], 1.0), metrics
