@@ -51,7 +51,7 @@ def main(argv):
     sys.exit(f'{type(e).__name__}: {e}\n(Set VIVIT_TRACEBACK=1 to see the traceback.)')
 
 
-def _show_progress():
+def show_progress():
   """Our progress lines (logger 'vivit_jax') on stdout; libraries' INFO chatter stays quiet."""
   handler = std_logging.StreamHandler(sys.stdout)
   handler.setFormatter(std_logging.Formatter('%(asctime)s %(message)s', '%H:%M:%S'))
@@ -63,5 +63,5 @@ def _show_progress():
 
 
 if __name__ == '__main__':
-  _show_progress()
+  show_progress()
   app.run(main, flags_parser=_parse_flags)

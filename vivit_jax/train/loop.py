@@ -9,7 +9,7 @@ import time
 import jax
 import numpy as np
 
-from vivit_jax import data, models
+from vivit_jax import data, models, visualize
 from vivit_jax.train import checkpoint, metrics, optim, sharding, state as state_lib, step, tasks
 from vivit_jax.weights import init_from
 
@@ -181,6 +181,8 @@ def run(config, workdir: str) -> dict:
                                     **exp.step_kwargs())
   eval_step = step.make_eval_step(exp.model, exp.task, **exp.step_kwargs())
   writer = metrics.MetricWriter(workdir, enabled=jax.process_index() == 0)
+  reconstructions = (visualize.EvalReconstructions(exp, config, workdir)
+                     if config.task == 'masked_video_modeling' else None)
   log.info('Training %s on %s from step %d to %d on mesh %s', config.model.name, ds.name,
            first, num_steps, dict(exp.mesh.shape))
   train_batches = data.make_train_iterator(ds, global_batch_size=train.batch_size,
@@ -212,6 +214,8 @@ def run(config, workdir: str) -> dict:
         if done % train.eval_every_steps == 0 and done != num_steps:
           _report_eval(f'step {done} eval', done, evaluate(eval_step, state, config, batch_sharding),
                        writer, ds.eval_split)
+          if reconstructions:  # WORKDIR/reconstructions/step_N.png
+            reconstructions.write(state, done)
           progress.pause(done)
       train_metrics.flush()
     except NonFiniteLossError:
@@ -222,6 +226,8 @@ def run(config, workdir: str) -> dict:
   log.info('Trained steps %d-%d in %.1f s', first, num_steps, time.perf_counter() - start_time)
   results = evaluate(eval_step, state, config, batch_sharding)
   _report_eval('Final evaluation', num_steps, results, writer, ds.eval_split)
+  if reconstructions:
+    reconstructions.write(state, num_steps)
   return results
 
 
