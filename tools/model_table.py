@@ -15,7 +15,8 @@ from vivit_jax.models import flops
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(REPO, 'README.md')
 START, END = '<!-- model-table:start -->', '<!-- model-table:end -->'
-# Config path -> (model, the paper's G multiply-adds per view: ViViT Table 4, else None).
+# Config path[:arg] -> (model, the paper's G multiply-adds per view: ViViT Table 4, VideoMAE
+# Table 6 (K400), else None).
 PRESETS = {
     'configs/vivit/b16x2_spatio_temporal.py': ('ViViT-B/16x2 Model 1, spatio-temporal', 455.2),
     'configs/vivit/b16x2_factorised_encoder.py': ('ViViT-B/16x2 Model 2, factorised encoder',
@@ -26,6 +27,9 @@ PRESETS = {
                                                       277.1),
     'configs/vivit/l16x2_factorised_encoder.py': ('ViViT-L/16x2 Model 2, factorised encoder', None),
     'configs/timesformer/base_8x224.py': ('TimeSformer-B, divided space-time', None),
+    'configs/videomae/finetune_k400.py:S': ('VideoMAE ViT-S/16, fine-tuned', 57.0),
+    'configs/videomae/finetune_k400.py:B': ('VideoMAE ViT-B/16, fine-tuned', 180.0),
+    'configs/videomae/finetune_k400.py:L': ('VideoMAE ViT-L/16, fine-tuned', 597.0),
 }
 CAPTION = (
     'Presets (Kinetics-400; each also runs at CPU size as `CONFIG:tiny`). GFLOPs per view: 10^9 '
@@ -39,7 +43,8 @@ CAPTION = (
 def row(path: str, model: str, paper) -> str:
   """One markdown row: model, config, input, params (M), GFLOPs (XLA), GFLOPs (analytic), the
   paper's G multiply-adds."""
-  config = runpy.run_path(os.path.join(REPO, path))['get_config']()
+  file, _, arg = path.partition(':')
+  config = runpy.run_path(os.path.join(REPO, file))['get_config'](arg or None)
   ds = config.dataset
   shape = (ds.num_frames, ds.crop_size, ds.crop_size)
   params = flops.param_count(config.model, shape) / 1e6

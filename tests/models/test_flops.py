@@ -25,6 +25,12 @@ def _timesformer() -> ml_collections.ConfigDict:
       name='timesformer', num_frames=CLIP[0], image_size=CLIP[1], patch_size=8))
 
 
+def _videomae() -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
+      name='videomae', num_classes=10, patch_size=8, tubelet_size=2, hidden_size=64, num_layers=2,
+      num_heads=4, mlp_dim=256, hidden_act='relu'))
+
+
 MODELS = {
     'model1_token': lambda: _vivit(variant='spatio_temporal', classifier='token'),
     'model1_gap_frames': lambda: _vivit(variant='spatio_temporal', classifier='gap',
@@ -38,6 +44,7 @@ MODELS = {
     'model4_frames': lambda: _vivit(variant='factorised_dot_product', classifier='gap',
                                     tokenizer='frame', patch_size=(1, 8, 8)),
     'timesformer': _timesformer,
+    'videomae': _videomae,
 }
 
 
@@ -57,6 +64,16 @@ def test_vit_b16_image_matches_published_counts():
                num_layers=12, num_heads=12, mlp_dim=3072)
   assert flops.param_count(model, (1, 224, 224)) == 86_567_656
   assert flops.analytic_flops(model, (1, 224, 224)) / 2 == pytest.approx(17.6e9, rel=5e-3)
+
+
+def test_videomae_b_matches_published_counts():
+  """VideoMAE ViT-B/16 on 16x224x224: 87M parameters and 180 G multiply-adds per view
+  (VideoMAE, Table 6)."""
+  model = ml_collections.ConfigDict(dict(name='videomae', num_classes=400, patch_size=16,
+                                         tubelet_size=2, hidden_size=768, num_layers=12,
+                                         num_heads=12, mlp_dim=3072))
+  assert flops.param_count(model, (16, 224, 224)) / 1e6 == pytest.approx(87, abs=0.5)
+  assert flops.analytic_flops(model, (16, 224, 224)) / 2 == pytest.approx(180e9, rel=0.01)
 
 
 def test_unknown_model_is_refused():

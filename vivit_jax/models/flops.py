@@ -83,7 +83,16 @@ def _timesformer(m: ml_collections.ConfigDict, shape) -> int:
           + 2 * d * m.num_classes)
 
 
-ANALYTIC = {'vivit': _vivit, 'timesformer': _timesformer}
+def _videomae(m: ml_collections.ConfigDict, shape) -> int:
+  """VideoMAE's classifier on a (T, H, W) clip: joint attention over all cubes (no CLS token)."""
+  t, h, w = shape
+  n = (t // m.tubelet_size) * (h // m.patch_size) * (w // m.patch_size)
+  d = m.hidden_size
+  return (_embedding(n, m.tubelet_size * m.patch_size ** 2, d)
+          + _joint_encoder(m.num_layers, 1, n, d, m.mlp_dim) + 2 * d * m.num_classes)
+
+
+ANALYTIC = {'vivit': _vivit, 'timesformer': _timesformer, 'videomae': _videomae}
 
 
 def analytic_flops(model_config: ml_collections.ConfigDict, input_shape) -> int:

@@ -278,8 +278,21 @@ class EncoderBlock(nn.Module):
     return x + DropPath(self.drop_path_rate)(y, train=train)
 
 
+def stacked_blocks(x: jax.Array, num_layers: int, stochastic_depth: float, train: bool,
+                   block: Callable[[int, float], nn.Module]) -> jax.Array:
+  """x (B, N, D) through `block(i, drop_path_rate)` for i < num_layers, created in the calling
+  module's scope (so named `block_i` there), the rate growing linearly from 0 to
+  `stochastic_depth`; the residual stream is sharding-constrained between blocks."""
+  x = constrain_residual(x)
+  for i in range(num_layers):
+    x = block(i, stochastic_depth * i / max(num_layers - 1, 1))(x, train=train)
+    x = constrain_residual(x)
+  return x
+
+
 class Encoder(nn.Module):
-  """`num_layers` EncoderBlocks then a final LayerNorm; tokens (B, N, D) -> (B, N, D).
+  """`num_layers` EncoderBlocks then a final LayerNorm (unless not `final_norm`); tokens
+  (B, N, D) -> (B, N, D).
 
   The stochastic-depth rate grows linearly from 0 (first block) to `stochastic_depth` (last).
   `factorisation`, `num_frames`, `layer_norm_eps`, `hidden_act` and `qkv_bias` are passed to
@@ -300,15 +313,15 @@ class Encoder(nn.Module):
   hidden_act: str = 'gelu'
   qkv_bias: str = 'qkv'
 
+  final_norm: bool = True
+
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    x = constrain_residual(x)
-    for i in range(self.num_layers):
-      drop_path_rate = self.stochastic_depth * i / max(self.num_layers - 1, 1)
-      x = EncoderBlock(self.num_heads, self.mlp_dim, self.dropout_rate,
-                       self.attention_dropout_rate, drop_path_rate, self.attention_impl,
-                       self.dtype, self.param_dtype, self.factorisation, self.num_frames,
-                       self.layer_norm_eps, self.hidden_act, self.qkv_bias,
-                       name=f'block_{i}')(x, train=train)
-      x = constrain_residual(x)
+    x = stacked_blocks(x, self.num_layers, self.stochastic_depth, train, lambda i, rate: (
+        EncoderBlock(self.num_heads, self.mlp_dim, self.dropout_rate,
+                     self.attention_dropout_rate, rate, self.attention_impl, self.dtype,
+                     self.param_dtype, self.factorisation, self.num_frames, self.layer_norm_eps,
+                     self.hidden_act, self.qkv_bias, name=f'block_{i}')))
+    if not self.final_norm:
+      return x
     return layer_norm(self.dtype, self.param_dtype, 'norm', self.layer_norm_eps)(x)

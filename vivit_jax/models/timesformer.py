@@ -88,14 +88,11 @@ class DividedEncoder(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    x = layers.constrain_residual(x)
-    for i in range(self.num_layers):
-      rate = self.stochastic_depth * i / max(self.num_layers - 1, 1)
-      x = DividedBlock(self.num_frames, self.num_heads, self.mlp_dim, self.dropout_rate,
-                       self.attention_dropout_rate, rate, self.attention_impl, self.layer_norm_eps,
-                       self.hidden_act, self.qkv_bias, self.dtype, self.param_dtype,
-                       name=f'block_{i}')(x, train=train)
-      x = layers.constrain_residual(x)
+    x = layers.stacked_blocks(x, self.num_layers, self.stochastic_depth, train, lambda i, rate: (
+        DividedBlock(self.num_frames, self.num_heads, self.mlp_dim, self.dropout_rate,
+                     self.attention_dropout_rate, rate, self.attention_impl, self.layer_norm_eps,
+                     self.hidden_act, self.qkv_bias, self.dtype, self.param_dtype,
+                     name=f'block_{i}')))
     return layers.layer_norm(self.dtype, self.param_dtype, 'norm', self.layer_norm_eps)(x)
 
 

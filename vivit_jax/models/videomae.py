@@ -139,38 +139,12 @@ def encoder_params(pretrain_params: dict, model_config) -> dict:
   return {'embedding': pretrain_params['embedding'], 'encoder': encoder}
 
 
-class Blocks(nn.Module):
-  """`num_layers` pre-norm layers.EncoderBlocks on tokens (B, N, D), then a LayerNorm 'norm' if
-  `final_norm`. Stochastic depth grows linearly from 0 (first block) to `stochastic_depth`."""
-  num_layers: int
-  num_heads: int
-  mlp_dim: int
-  dropout_rate: float
-  attention_dropout_rate: float
-  stochastic_depth: float
-  attention_impl: str
-  dtype: Dtype
-  param_dtype: Dtype
-  layer_norm_eps: float
-  hidden_act: str
-  qkv_bias: str
-  final_norm: bool
-  final_norm_eps: float
-
-  @nn.compact
-  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    x = layers.constrain_residual(x)
-    for i in range(self.num_layers):
-      rate = self.stochastic_depth * i / max(self.num_layers - 1, 1)
-      x = layers.EncoderBlock(self.num_heads, self.mlp_dim, self.dropout_rate,
-                              self.attention_dropout_rate, rate, self.attention_impl, self.dtype,
-                              self.param_dtype, layer_norm_eps=self.layer_norm_eps,
-                              hidden_act=self.hidden_act, qkv_bias=self.qkv_bias,
-                              name=f'block_{i}')(x, train=train)
-      x = layers.constrain_residual(x)
-    if self.final_norm:
-      x = layers.layer_norm(self.dtype, self.param_dtype, 'norm', self.final_norm_eps)(x)
-    return x
+def _check_positive_ints(module: nn.Module, fields: Sequence[str]):
+  """ValueError naming the first config.model field of `fields` that is not a positive int."""
+  for field in fields:
+    value = getattr(module, field)
+    if not isinstance(value, (int, np.integer)) or value < 1:
+      raise ValueError(f'config.model.{field}={value!r} must be a positive int.')
 
 
 class _Encoder(nn.Module):
@@ -196,11 +170,8 @@ class _Encoder(nn.Module):
     layers.check_choices(model, (
         ('attention_impl', self.attention_impl, tuple(layers.ATTENTION_IMPLS)),
         ('hidden_act', self.hidden_act, tuple(layers.ACTIVATIONS))))
-    for field in ('patch_size', 'tubelet_size', 'hidden_size', 'num_layers', 'num_heads',
-                  'mlp_dim'):
-      value = getattr(self, field)
-      if not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f'config.model.{field}={value!r} must be a positive int.')
+    _check_positive_ints(self, ('patch_size', 'tubelet_size', 'hidden_size', 'num_layers',
+                                'num_heads', 'mlp_dim'))
     if self.hidden_size % self.num_heads:
       raise ValueError(f'config.model.hidden_size={self.hidden_size} is not divisible by '
                        f'config.model.num_heads={self.num_heads}.')
@@ -223,11 +194,12 @@ class _Encoder(nn.Module):
   def _encode(self, x: jax.Array, train: bool, final_norm: bool) -> jax.Array:
     """Tokens (B, n, D) with positions added -> (B, n, D): dropout, blocks, [final norm]."""
     x = nn.Dropout(self.dropout_rate)(x, deterministic=not train)
-    return Blocks(self.num_layers, self.num_heads, self.mlp_dim, self.dropout_rate,
-                  self.attention_dropout_rate, self.stochastic_depth, self.attention_impl,
-                  self.dtype, self.param_dtype, self.layer_norm_eps, self.hidden_act,
-                  'qv' if self.qv_bias else '', final_norm, self.layer_norm_eps,
-                  name='encoder')(x, train=train)
+    return layers.Encoder(self.num_layers, self.num_heads, self.mlp_dim, self.dropout_rate,
+                          self.attention_dropout_rate, self.stochastic_depth,
+                          self.attention_impl, self.dtype, self.param_dtype,
+                          layer_norm_eps=self.layer_norm_eps, hidden_act=self.hidden_act,
+                          qkv_bias='qv' if self.qv_bias else '', final_norm=final_norm,
+                          name='encoder')(x, train=train)
 
 
 def _positions(n: int, width: int, dtype: Dtype) -> jax.Array:
@@ -317,11 +289,8 @@ class VideoMAEPretrain(_Encoder):
     self._check('videomae_pretrain')
     layers.check_choices('videomae_pretrain', (('mask_type', self.mask_type,
                                                 masking.MASK_TYPES),))
-    for field in ('decoder_hidden_size', 'decoder_num_layers', 'decoder_num_heads',
-                  'decoder_mlp_dim'):
-      value = getattr(self, field)
-      if not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f'config.model.{field}={value!r} must be a positive int.')
+    _check_positive_ints(self, ('decoder_hidden_size', 'decoder_num_layers', 'decoder_num_heads',
+                                'decoder_mlp_dim'))
     if self.decoder_hidden_size % self.decoder_num_heads:
       raise ValueError(f'config.model.decoder_hidden_size={self.decoder_hidden_size} is not '
                        f'divisible by config.model.decoder_num_heads={self.decoder_num_heads}.')
@@ -418,13 +387,10 @@ class Decoder(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, num_predict: int, *, train: bool) -> jax.Array:
-    x = layers.constrain_residual(x)
-    for i in range(self.num_layers):
-      x = layers.EncoderBlock(self.num_heads, self.mlp_dim, 0.0, 0.0, 0.0, self.attention_impl,
-                              self.dtype, self.param_dtype, layer_norm_eps=self.layer_norm_eps,
-                              hidden_act=self.hidden_act, qkv_bias=self.qkv_bias,
-                              name=f'block_{i}')(x, train=train)
-      x = layers.constrain_residual(x)
+    x = layers.stacked_blocks(x, self.num_layers, 0.0, train, lambda i, _: layers.EncoderBlock(
+        self.num_heads, self.mlp_dim, 0.0, 0.0, 0.0, self.attention_impl, self.dtype,
+        self.param_dtype, layer_norm_eps=self.layer_norm_eps, hidden_act=self.hidden_act,
+        qkv_bias=self.qkv_bias, name=f'block_{i}'))
     x = layers.layer_norm(self.dtype, self.param_dtype, 'norm', HEAD_NORM_EPS)(x[:, -num_predict:])
     x = nn.Dense(self.cube_dim, dtype=self.dtype, param_dtype=self.param_dtype,
                  kernel_init=partitioned(nn.initializers.xavier_uniform(), ('embed', None)),

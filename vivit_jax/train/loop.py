@@ -141,18 +141,20 @@ def setup(config, workdir: str) -> Experiment:
   tx, schedule = optim.make_optimizer(config.optimizer, config.train.num_steps)
   ds = config.dataset
   input_shape = (sharding.batch_shards(mesh, rules), ds.num_frames, ds.crop_size, ds.crop_size, 3)
-  state, state_shardings = state_lib.create_train_state(model, tx, input_shape, mesh=mesh,
-                                                        rules=rules, seed=config.seed)
+  abstract, state_shardings, make_state = state_lib.plan_train_state(
+      model, tx, input_shape, mesh=mesh, rules=rules, seed=config.seed)
   ckpt = checkpoint.Checkpointer(
       os.path.join(os.path.abspath(workdir), 'checkpoints'),
       every_steps=config.checkpoint.every_steps, keep=config.checkpoint.keep,
       model_config=config.model.to_dict())
-  restored = ckpt.restore_latest(state)
-  pretrained = config.get('init_from')
-  if restored is None and pretrained and pretrained.path:  # Resuming always wins.
-    params = init_from.load_init_params(pretrained, config.model, state.params, input_shape[1:4])
-    state = state.replace(params=jax.device_put(params, state_shardings.params))
-  state = restored or state
+  state = ckpt.restore_latest(abstract)  # Resuming always wins over init_from.
+  if state is None:
+    state = make_state()
+    pretrained = config.get('init_from')
+    if pretrained and pretrained.path:
+      params = init_from.load_init_params(pretrained, config.model, state.params,
+                                          input_shape[1:4])
+      state = state.replace(params=jax.device_put(params, state_shardings.params))
   return Experiment(mesh, rules, model, tasks.build_task(config), tx, schedule, state,
                     state_shardings, sharding.batch_sharding(mesh, rules), ckpt)
 

@@ -48,6 +48,14 @@ def _fit_to_shape(spec: PartitionSpec, shape, mesh: Mesh) -> PartitionSpec:
                          for dim, axes in zip(shape, padded)))
 
 
+def unbox_abstract(tree):
+  """`nn.unbox` for a tree outside jit (e.g. of `jax.eval_shape` results): no sharding
+  constraint is applied."""
+  return jax.tree.map(
+      lambda x: x.unbox(apply_constraint=False) if isinstance(x, nn.Partitioned) else x,
+      tree, is_leaf=lambda x: isinstance(x, nn.Partitioned))
+
+
 def tree_shardings(abstract_boxed_tree, mesh: Mesh, rules):
   """Shardings for a tree whose leaves may be `nn.Partitioned` boxes with logical names.
 
@@ -55,9 +63,7 @@ def tree_shardings(abstract_boxed_tree, mesh: Mesh, rules):
   the mesh cannot split evenly. Returns a tree shaped like `nn.unbox(abstract_boxed_tree)`.
   """
   logical_specs = nn.get_partition_spec(abstract_boxed_tree)
-  shapes = jax.tree.map(
-      lambda x: x.unbox(apply_constraint=False) if isinstance(x, nn.Partitioned) else x,
-      abstract_boxed_tree, is_leaf=lambda x: isinstance(x, nn.Partitioned))
+  shapes = unbox_abstract(abstract_boxed_tree)
 
   def to_sharding(logical, leaf):
     spec = mesh_axes(tuple(logical), rules) if logical else PartitionSpec()

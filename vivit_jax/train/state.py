@@ -35,20 +35,38 @@ def _init_fn(model: nn.Module, tx: optax.GradientTransformation, input_shape):
   return init
 
 
-def create_train_state(model: nn.Module, tx: optax.GradientTransformation, input_shape, *,
-                       mesh, rules, seed: int):
-  """Initialises the state directly into its shardings.
+def plan_train_state(model: nn.Module, tx: optax.GradientTransformation, input_shape, *,
+                     mesh, rules, seed: int):
+  """The state's layout without computing it, so a checkpoint can be restored straight into it.
 
   Args:
     input_shape: one example batch's video shape (B, T, H, W, C).
   Returns:
-    (state, state_shardings): plain arrays laid out on `mesh` by the logical `rules`.
+    (abstract, shardings, make): `abstract` a TrainState of jax.ShapeDtypeStruct carrying the
+    shardings; `make()` initialises the real state directly into them (compiled on first call).
   """
   init = _init_fn(model, tx, input_shape)
   rng = jax.random.key(seed)
   with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
-    abstract = jax.eval_shape(init, rng)
-    shardings = sharding.tree_shardings(abstract, mesh, rules)
-    state = jax.jit(lambda r: nn.unbox(init(r)), out_shardings=shardings)(rng)
-  return state, shardings
+    boxed = jax.eval_shape(init, rng)
+    shardings = sharding.tree_shardings(boxed, mesh, rules)
+  abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                          sharding.unbox_abstract(boxed), shardings)
 
+  def make():
+    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+      return jax.jit(lambda r: nn.unbox(init(r)), out_shardings=shardings)(rng)
+
+  return abstract, shardings, make
+
+
+def create_train_state(model: nn.Module, tx: optax.GradientTransformation, input_shape, *,
+                       mesh, rules, seed: int):
+  """Initialises the state directly into its shardings (see `plan_train_state`).
+
+  Returns:
+    (state, state_shardings): plain arrays laid out on `mesh` by the logical `rules`.
+  """
+  _, shardings, make = plan_train_state(model, tx, input_shape, mesh=mesh, rules=rules,
+                                        seed=seed)
+  return make(), shardings
