@@ -2,7 +2,6 @@ r"""Entry point: `python -m vivit_jax.main --config configs/X.py --workdir DIR [
 
 Trains, evaluates and checkpoints as the config says; rerunning with the same workdir resumes.
 """
-import logging as std_logging
 import os
 import re
 import sys
@@ -11,6 +10,8 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
+
+from vivit_jax import console  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (configs/X.py).',
                                           lock_config=True)
@@ -51,17 +52,6 @@ def main(argv):
     sys.exit(f'{type(e).__name__}: {e}\n(Set VIVIT_TRACEBACK=1 to see the traceback.)')
 
 
-def show_progress():
-  """Our progress lines (logger 'vivit_jax') on stdout; libraries' INFO chatter stays quiet."""
-  handler = std_logging.StreamHandler(sys.stdout)
-  handler.setFormatter(std_logging.Formatter('%(asctime)s %(message)s', '%H:%M:%S'))
-  log = std_logging.getLogger('vivit_jax')
-  log.addHandler(handler)
-  log.setLevel(std_logging.INFO)
-  log.propagate = False
-  logging.set_verbosity(logging.WARNING)
-
-
 if __name__ == '__main__':
-  show_progress()
+  console.show_progress()
   app.run(main, flags_parser=_parse_flags)
