@@ -32,6 +32,8 @@ def get_config(arg=None):
       shuffle_buffer=2048,
       eval_clips=1,  # Evaluation views per video: clips uniformly spaced in time ...
       eval_crops=1,  # ... x crops (1: centre; 3: along the long side); softmax averaged.
+      flow=False,  # Batches also carry 'flow' (B, T-1, S, S, 2): Farneback optical flow of each
+                   # clip in [-1, 1] (data/flow.py), for two-stream models; costs host CPU.
   ))
 
   config.model = ml_collections.ConfigDict(dict(

@@ -8,6 +8,10 @@ Train batches are a pure function of (seed, step): the file order is fixed, the 
 and every example's augmentation (clip start, crop, flip) comes from stateless ops seeded by
 (seed, element index), so `start_step=k` resumes exactly where a run stopped after k batches
 (with the same seed, global batch size, process count and dataset).
+
+With `config.dataset.flow`, every clip also carries its optical flow 'flow' (T-1, S, S, 2) float32
+(`flow.tf_flow`: Farneback on the clip's uint8 frames, clipped to [-20, 20] px and divided by 20),
+computed on whole frames and then cropped and flipped with the clip, dx negated when flipped.
 """
 import functools
 import os
@@ -16,6 +20,7 @@ import jax
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from vivit_jax.data import flow as flow_lib
 from vivit_jax.data import synthetic_motion
 
 try:
@@ -92,6 +97,10 @@ def _open(dataset_config, split: str, field: str, global_batch_size: int) -> tup
     raise ValueError(f"config.dataset.crop_size={size} exceeds the {height}x{width} frames of "
                      f"dataset '{builder.name}'; set --config.dataset.crop_size to at most "
                      f"their smaller side.")
+  if dataset_config.get('flow', False) and dataset_config.num_frames < 2:
+    raise ValueError(f'config.dataset.flow needs at least 2 frames per clip, but '
+                     f'config.dataset.num_frames={dataset_config.num_frames}; raise it or set '
+                     f'--config.dataset.flow=False.')
   return builder, global_batch_size // count, num_examples
 
 
@@ -131,21 +140,23 @@ def _offset(fraction, max_offset) -> tf.Tensor:
 
 
 def _view(example, fractions, flip, *, feature, dataset_config, long_side=False) -> dict:
-  """One clip of `example`: {'video': (T, S, S, C) float32 normalised, 'label': () int32}.
+  """One clip of `example`: {'video': (T, S, S, C) float32 normalised, 'label': () int32} (and
+  with `dataset_config.flow`, 'flow': (T-1, S, S, 2) float32, see `_crop`).
 
   `fractions` (3,) in [0, 1] place the clip in time and the crop in y and x (with `long_side`:
   along the frame's longer side, then its shorter side): all T = num_frames frames `stride` apart
   (clamped to the last frame in short videos) and one S = crop_size square crop for all of them;
   `flip` mirrors the clip horizontally.
   """
-  frames = _clip(example, fractions[0], feature=feature, dataset_config=dataset_config)
-  return {'video': _crop(frames, fractions[1], fractions[2], flip, channels=feature.shape[-1],
-                         dataset_config=dataset_config, long_side=long_side),
+  clip = _clip(example, fractions[0], feature=feature, dataset_config=dataset_config)
+  return {**_crop(clip, fractions[1], fractions[2], flip, channels=feature.shape[-1],
+                  dataset_config=dataset_config, long_side=long_side),
           'label': tf.cast(example['label'], tf.int32)}
 
 
-def _clip(example, fraction, *, feature, dataset_config) -> tf.Tensor:
-  """The (T, H, W, C) uint8 frames of the clip of `example` at `fraction` of its start range."""
+def _clip(example, fraction, *, feature, dataset_config) -> dict:
+  """{'frames': the (T, H, W, C) uint8 frames of the clip of `example` at `fraction` of its start
+  range} and with `dataset_config.flow`, their 'flow' (T-1, H, W, 2) float32 (`flow.tf_flow`)."""
   cfg = dataset_config
   span = (cfg.num_frames - 1) * cfg.stride + 1
 
@@ -153,23 +164,36 @@ def _clip(example, fraction, *, feature, dataset_config) -> tf.Tensor:
     start = _offset(fraction, length - span)
     return tf.minimum(start + tf.range(cfg.num_frames) * cfg.stride, length - 1)
 
-  return _decode_frames(feature, example['video'], frame_indices)
+  frames = _decode_frames(feature, example['video'], frame_indices)
+  if not cfg.get('flow', False):
+    return {'frames': frames}
+  return {'frames': frames, 'flow': flow_lib.tf_flow(frames)}
 
 
-def _crop(video, fy, fx, flip, *, channels, dataset_config, long_side=False) -> tf.Tensor:
-  """(T, S, S, C) float32 normalised: the crop of `video` (T, H, W, C) uint8 at fractions `fy`,
-  `fx` (with `long_side`: along the longer side, then the shorter), mirrored if `flip`."""
+def _crop(clip, fy, fx, flip, *, channels, dataset_config, long_side=False) -> dict:
+  """{'video': (T, S, S, C) float32 normalised}: the crop of `clip['frames']` (T, H, W, C) uint8
+  at fractions `fy`, `fx` (with `long_side`: along the longer side, then the shorter), mirrored
+  if `flip`; and if `clip` has a 'flow' (T-1, H, W, 2), the same crop of it (mirrored, dx negated).
+  """
   cfg = dataset_config
-  shape = tf.shape(video)
+  size = cfg.crop_size
+  shape = tf.shape(clip['frames'])
   if long_side:
     fy, fx = (tf.where(shape[1] >= shape[2], a, b) for a, b in ((fy, fx), (fx, fy)))
-  y = _offset(fy, shape[1] - cfg.crop_size)
-  x = _offset(fx, shape[2] - cfg.crop_size)
-  video = tf.slice(video, [0, y, x, 0], [-1, cfg.crop_size, cfg.crop_size, -1])
-  video = tf.cond(flip, lambda: tf.reverse(video, axis=[2]), lambda: video)
+  y = _offset(fy, shape[1] - size)
+  x = _offset(fx, shape[2] - size)
+
+  def window(frames):
+    frames = tf.slice(frames, [0, y, x, 0], [-1, size, size, -1])
+    return tf.cond(flip, lambda: tf.reverse(frames, axis=[2]), lambda: frames)
+
   mean, std = (tf.constant(v, tf.float32) for v in (cfg.mean, cfg.std))
-  video = (tf.cast(video, tf.float32) / 255.0 - mean) / std
-  return tf.ensure_shape(video, (cfg.num_frames, cfg.crop_size, cfg.crop_size, channels))
+  video = (tf.cast(window(clip['frames']), tf.float32) / 255.0 - mean) / std
+  out = {'video': tf.ensure_shape(video, (cfg.num_frames, size, size, channels))}
+  if 'flow' in clip:  # A mirrored clip moves the other way: dx changes sign, dy does not.
+    flow = window(clip['flow']) * tf.where(flip, [-1.0, 1.0], [1.0, 1.0])
+    out['flow'] = tf.ensure_shape(flow, (cfg.num_frames - 1, size, size, 2))
+  return out
 
 
 def _train_view(index, example, *, seed: int, feature, dataset_config) -> dict:
@@ -196,7 +220,8 @@ def eval_views(dataset_config) -> list[tuple[float, float, float]]:
 
 
 def _eval_views(index, example, *, feature, dataset_config) -> dict:
-  """Every evaluation view of element `index` (see `eval_views`), never flipped, stacked (V, ...),
+  """Every evaluation view of element `index` (see `eval_views`), never flipped, stacked (V, ...)
+  (with `dataset_config.flow`, 'flow' too: computed once per clip, cropped per view),
   with 'mask' 1.0 (a real example) and 'video_id' unique over all processes. Each of the
   eval_clips clips is decoded once and cropped eval_crops times."""
   clips = {}  # Each clip is decoded once, for all its crops.
@@ -209,7 +234,8 @@ def _eval_views(index, example, *, feature, dataset_config) -> dict:
                        long_side=True))
   video_id = tf.cast(index, tf.int32) * jax.process_count() + jax.process_index()
   n = len(views)
-  return {'video': tf.stack(views), 'label': tf.fill([n], tf.cast(example['label'], tf.int32)),
+  return {**{key: tf.stack([view[key] for view in views]) for key in views[0]},
+          'label': tf.fill([n], tf.cast(example['label'], tf.int32)),
           'mask': tf.ones([n]), 'video_id': tf.fill([n], video_id)}
 
 
@@ -226,7 +252,8 @@ def make_train_iterator(dataset_config, *, global_batch_size: int, seed: int, st
 
   Yields {'video': float32 (b, T, S, S, C), 'label': int32 (b,)} with b = global_batch_size /
   jax.process_count(), T = num_frames, S = crop_size: random clips of this process's shard of
-  `dataset_config.train_split`, shuffled and augmented deterministically from `seed`.
+  `dataset_config.train_split`, shuffled and augmented deterministically from `seed`. With
+  `dataset_config.flow`, also 'flow': float32 (b, T-1, S, S, 2), the clip's optical flow.
   """
   builder, batch_size, _ = _open(dataset_config, dataset_config.train_split,
                                  'config.dataset.train_split', global_batch_size)
@@ -244,8 +271,9 @@ def make_eval_iterator(dataset_config, *, global_batch_size: int, split: str | N
   `dataset_config.eval_split`): eval_clips x eval_crops views per video, consecutive.
 
   Yields {'video': float32 (b, T, S, S, C), 'label': int32 (b,), 'mask': float32 (b,),
-  'video_id': int32 (b,)}, b = global_batch_size / jax.process_count(). The last batches are padded
-  (mask 0, the rest 0) so that every batch is full and every process yields the same number of
+  'video_id': int32 (b,)} (with `dataset_config.flow`, also 'flow': float32 (b, T-1, S, S, 2)),
+  b = global_batch_size / jax.process_count(). The last batches are padded (mask 0, the rest 0,
+  flow included) so that every batch is full and every process yields the same number of
   batches; sum(mask) over all processes = num_examples x views per video.
   """
   field = 'config.dataset.eval_split' if split is None else 'the split argument'
