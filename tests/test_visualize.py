@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from tests.helpers import REPO, tiny_config
 from vivit_jax import models, visualize
-from vivit_jax.models import masking
+from vivit_jax.models import masking, videomae
 from vivit_jax.train import checkpoint, loop, state as state_lib
 
 B, T, S, C = 2, 4, 16, 3  # Clips 4 x 16 x 16: a (2, 4, 4) grid of 2 x 4 x 4 cubes, N = 32.
@@ -73,7 +73,7 @@ def _cells(grid, examples: int, frames: int = T, size: int = S):
 def _cube_flags(flags):
   """Per-cube flags (b, N) -> per-pixel (b, T, S, S, C) bool."""
   cubes = np.broadcast_to(flags[..., None], (*flags.shape, TUBELET * PATCH * PATCH * C))
-  return models.videomae.unpatchify(cubes.astype(np.float32), (T // TUBELET, S // PATCH,
+  return videomae.unpatchify(cubes.astype(np.float32), (T // TUBELET, S // PATCH,
                                                                 S // PATCH), TUBELET, PATCH) > 0.5
 
 
@@ -111,7 +111,7 @@ def test_prediction_equal_to_target_shows_the_original(norm_pix_loss):
   hidden = _cube_flags(outputs['mask'])
   np.testing.assert_allclose(
       visualize.predicted_pixels(model, video, outputs['target'], outputs['pred_index']),
-      np.take_along_axis(models.videomae.patchify(pixels / 255.0, TUBELET, PATCH),
+      np.take_along_axis(videomae.patchify(pixels / 255.0, TUBELET, PATCH),
                          outputs['pred_index'][..., None], axis=1), atol=1e-5)
   assert hidden.any()
 

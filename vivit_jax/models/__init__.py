@@ -1,18 +1,31 @@
 """Model registry: `build(config.model)` makes the module named by `config.model.name`."""
 import dataclasses
+import importlib
 
 import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
 
-from vivit_jax.models import timesformer, videomae, vivit
-
+# config.model.name -> 'module:Class' in vivit_jax.models; a family is imported when first built.
 MODELS = {
-    'vivit': vivit.ViViT,
-    'timesformer': timesformer.TimeSformer,
-    'videomae': videomae.VideoMAE,
-    'videomae_pretrain': videomae.VideoMAEPretrain,
+    'vivit': 'vivit:ViViT',
+    'timesformer': 'timesformer:TimeSformer',
+    'videomae': 'videomae:VideoMAE',
+    'videomae_pretrain': 'videomae:VideoMAEPretrain',
+    'resnet2d': 'resnet:ResNet2D',
+    'resnet3d': 'resnet:ResNet3D',
+    'c3d': 'c3d:C3D',
+    'r2plus1d': 'r2plus1d:R2Plus1D',
 }
+
+
+def model_class(name: str) -> type:
+  """The Module class registered as `name` (ValueError listing the names if there is none)."""
+  if name not in MODELS:
+    raise ValueError(f"Unknown model '{name}' (config.model.name); available: "
+                     f"{', '.join(MODELS)}")
+  module, cls = MODELS[name].split(':')
+  return getattr(importlib.import_module(f'vivit_jax.models.{module}'), cls)
 
 
 def build(model_config: ml_collections.ConfigDict) -> nn.Module:
@@ -23,10 +36,7 @@ def build(model_config: ml_collections.ConfigDict) -> nn.Module:
   """
   kwargs = model_config.to_dict()
   name = kwargs.pop('name', None)
-  if name not in MODELS:
-    raise ValueError(f"Unknown model '{name}' (config.model.name); available: "
-                     f"{', '.join(MODELS)}")
-  cls = MODELS[name]
+  cls = model_class(name)
   fields = {f.name: f for f in dataclasses.fields(cls)
             if f.init and f.name not in ('parent', 'name')}
   unknown = sorted(set(kwargs) - set(fields))

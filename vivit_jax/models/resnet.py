@@ -1,0 +1,409 @@
+"""ResNets for frames and clips: `ResNet2D` ('resnet2d') and the inflated `ResNet3D` ('resnet3d').
+
+One block code serves both: a block built with `temporal_kernel=None` is 2D (kernels
+(kh, kw, Cin, Cout) on (N, H, W, C)), with an int it is 3D (kernels (kt, kh, kw, Cin, Cout) on
+(N, T, H, W, C)). The two nets have the same parameter tree paths:
+
+  stem_conv, stem_bn                         7x7 (3D: kt x 7 x 7) conv, stride 2, BN, ReLU, then
+                                             a 3x3 (1x3x3) max pool, stride 2
+  stage_{1..4}/block_{j}/conv_a, bn_a, ...   residual blocks; a projection shortcut
+                                             (shortcut_conv, shortcut_bn) where shapes change
+  stage_{s}/nonlocal_{j}                     3D only: a non-local block after block j
+  head                                       global average pool, dropout, zero-initialised Dense
+
+so a 2D checkpoint inflates to 3D by giving each kernel a leading temporal axis (repeat over kt,
+divide by kt, as PySlowFast and mmaction2 do) and copying everything else. Blocks follow PySlowFast
+(facebookresearch/SlowFast, slowfast/models/resnet_helper.py, STRIDE_1X1=False):
+  BasicBlock  conv_a kt x 3 x 3 (spatial stride here), conv_b 1 x 3 x 3 (depth 10, 18, 34)
+  Bottleneck  conv_a kt x 1 x 1, conv_b 1 x 3 x 3 (spatial stride here), conv_c 1 x 1 x 1 to
+              4x the width (depth 50, 101, 152)
+where kt is the block's temporal kernel (`ResNet3D.temporal_kernels`). Convs have no bias and
+PyTorch's symmetric padding k // 2 (so converted weights give the same outputs), He-normal fan-out
+initialisation (PySlowFast's c2_msra_fill); BatchNorm uses momentum 0.9 (PyTorch's 0.1) and eps
+1e-5, and with `zero_init_residual` the last BN of each block starts with scale 0, so every block
+starts as the identity (PySlowFast's ZERO_INIT_FINAL_BN). Stages have widths base_width x
+(1, 2, 4, 8) (x 4 at the output of bottlenecks) and spatial strides (1, 2, 2, 2).
+
+Logical axis names: conv kernels (..., 'conv_in', 'conv_out'), BN scale/bias ('conv_out',), the
+head ('conv_out', 'classes'). Names missing from config.sharding_rules replicate, which is what
+the default rules do for these nets; add e.g. ('conv_out', 'fsdp') to shard their parameters.
+"""
+import functools
+from typing import Any, Callable, Optional, Sequence, Union
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from vivit_jax.models.layers import Dtype, partitioned
+
+BN_MOMENTUM = 0.9  # Flax's momentum: running = 0.9 running + 0.1 batch (PyTorch momentum 0.1).
+BN_EPSILON = 1e-5
+# He normal, fan-out (PyTorch kaiming_normal_(mode='fan_out', nonlinearity='relu')).
+CONV_INIT = nn.initializers.variance_scaling(2.0, 'fan_out', 'normal')
+NUM_STAGES = 4
+# depth -> (block kind, blocks per stage).
+DEPTHS = {
+    10: ('basic', (1, 1, 1, 1)),  # 3D ResNet-10 (Hara et al. 2018); small tests.
+    18: ('basic', (2, 2, 2, 2)),
+    34: ('basic', (3, 4, 6, 3)),
+    50: ('bottleneck', (3, 4, 6, 3)),
+    101: ('bottleneck', (3, 4, 23, 3)),
+    152: ('bottleneck', (3, 8, 36, 3)),
+}
+STAGE_STRIDES = (1, 2, 2, 2)  # Spatial stride of the first block of each stage.
+
+
+def conv(features: int, kernel: Sequence[int], strides: Optional[Sequence[int]] = None, *,
+         dtype: Dtype, param_dtype: Dtype, name: str, use_bias: bool = False,
+         kernel_init: nn.initializers.Initializer = CONV_INIT) -> nn.Conv:
+  """A 2D or 3D convolution (by len(kernel)) with PyTorch's padding k // 2 on each side; kernel
+  (*kernel, Cin, features) named (None, ..., 'conv_in', 'conv_out')."""
+  kernel = tuple(kernel)
+  return nn.Conv(features, kernel, tuple(strides or (1,) * len(kernel)),
+                 padding=[(k // 2, k // 2) for k in kernel], use_bias=use_bias, dtype=dtype,
+                 param_dtype=param_dtype,
+                 kernel_init=partitioned(kernel_init,
+                                         (None,) * len(kernel) + ('conv_in', 'conv_out')),
+                 bias_init=partitioned(nn.initializers.zeros, ('conv_out',)), name=name)
+
+
+def batch_norm(train: bool, *, dtype: Dtype, param_dtype: Dtype, name: str,
+               zero_scale: bool = False) -> nn.BatchNorm:
+  """BatchNorm over the last (channel) axis, momentum 0.9, eps 1e-5; batch statistics in training,
+  running averages (collection 'batch_stats') otherwise. `zero_scale` starts the scale at 0."""
+  return nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
+                      dtype=dtype, param_dtype=param_dtype,
+                      scale_init=partitioned(nn.initializers.zeros if zero_scale
+                                             else nn.initializers.ones, ('conv_out',)),
+                      bias_init=partitioned(nn.initializers.zeros, ('conv_out',)), name=name)
+
+
+def dims(temporal: Optional[int], spatial: int, is_3d: bool) -> tuple[int, ...]:
+  """A kernel or stride: (temporal, spatial, spatial) if `is_3d`, else (spatial, spatial)."""
+  return (temporal, spatial, spatial) if is_3d else (spatial, spatial)
+
+
+def classifier_head(features: jax.Array, num_classes: int, dropout_rate: float, train: bool, *,
+                    dtype: Dtype, param_dtype: Dtype) -> jax.Array:
+  """Pooled features (B, D) -> dropout -> zero-initialised Dense 'head' -> logits (B, num_classes)
+  float32; the features themselves (float32) when num_classes == 0. Call inside a compact
+  method: the Dense is created in the calling module."""
+  if not num_classes:
+    return features.astype(jnp.float32)
+  x = nn.Dropout(dropout_rate)(features, deterministic=not train)
+  logits = nn.Dense(num_classes, dtype=dtype, param_dtype=param_dtype,
+                    kernel_init=partitioned(nn.initializers.zeros, ('conv_out', 'classes')),
+                    bias_init=partitioned(nn.initializers.zeros, ('classes',)), name='head')(x)
+  return logits.astype(jnp.float32)
+
+
+class Block(nn.Module):
+  """Shared parts of the residual blocks, 2D (temporal_kernel None) or 3D.
+
+  Input (N, [T,] H, W, Cin) -> (N, [T / temporal_stride,] H / stride, W / stride,
+  width * EXPANSION). Subclasses define `__call__` from `conv`, `bn` and `shortcut`; overriding
+  `conv` changes every conv of the block (R(2+1)D factorises them).
+  """
+  EXPANSION = 1
+
+  width: int  # Inner width; the output has width * EXPANSION channels.
+  stride: int = 1  # Spatial stride.
+  temporal_kernel: Optional[int] = None  # None: a 2D block; else the first conv's kt.
+  temporal_stride: int = 1  # 3D only.
+  zero_init_last: bool = False  # Start the last BN's scale at 0 (the block is the identity).
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @property
+  def is_3d(self) -> bool:
+    return self.temporal_kernel is not None
+
+  def kernel(self, temporal: int, spatial: int) -> tuple[int, ...]:
+    return dims(temporal, spatial, self.is_3d)
+
+  def conv(self, x: jax.Array, features: int, kernel: Sequence[int], strides: Sequence[int],
+           train: bool, name: str) -> jax.Array:
+    """The block's convolution `name` of x; `train` is for subclasses whose convs hold BN."""
+    del train
+    return conv(features, kernel, strides, dtype=self.dtype, param_dtype=self.param_dtype,
+                name=name)(x)
+
+  def bn(self, x: jax.Array, train: bool, name: str, last: bool = False) -> jax.Array:
+    return batch_norm(train, dtype=self.dtype, param_dtype=self.param_dtype, name=name,
+                      zero_scale=last and self.zero_init_last)(x)
+
+  def shortcut(self, x: jax.Array, train: bool) -> jax.Array:
+    """x, or a strided 1x1(x1) conv + BN of it where the block changes the shape."""
+    out = self.width * self.EXPANSION
+    if x.shape[-1] == out and self.stride == 1 and self.temporal_stride == 1:
+      return x
+    y = conv(out, self.kernel(1, 1), self.kernel(self.temporal_stride, self.stride),
+             dtype=self.dtype, param_dtype=self.param_dtype, name='shortcut_conv')(x)
+    return self.bn(y, train, 'shortcut_bn')
+
+
+class BasicBlock(Block):
+  """conv_a kt x 3 x 3 (strided) -> BN -> ReLU -> conv_b kt_b x 3 x 3 -> BN, + shortcut, ReLU."""
+  temporal_kernel_b: int = 1  # conv_b's kt (PySlowFast: 1; R3D / R(2+1)D: 3).
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    strides = self.kernel(self.temporal_stride, self.stride)
+    y = self.conv(x, self.width, self.kernel(self.temporal_kernel, 3), strides, train, 'conv_a')
+    y = nn.relu(self.bn(y, train, 'bn_a'))
+    y = self.conv(y, self.width, self.kernel(self.temporal_kernel_b, 3), self.kernel(1, 1), train,
+                  'conv_b')
+    y = self.bn(y, train, 'bn_b', last=True)
+    return nn.relu(y + self.shortcut(x, train))
+
+
+class Bottleneck(Block):
+  """conv_a kt x 1 x 1 -> conv_b 1 x 3 x 3 (strided) -> conv_c 1 x 1 x 1 (4x width), each with BN
+  (ReLU after the first two), + shortcut, ReLU."""
+  EXPANSION = 4
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    ones = self.kernel(1, 1)
+    y = self.conv(x, self.width, self.kernel(self.temporal_kernel, 1), ones, train, 'conv_a')
+    y = nn.relu(self.bn(y, train, 'bn_a'))
+    y = self.conv(y, self.width, self.kernel(1, 3),
+                  self.kernel(self.temporal_stride, self.stride), train, 'conv_b')
+    y = nn.relu(self.bn(y, train, 'bn_b'))
+    y = self.conv(y, self.width * self.EXPANSION, ones, ones, train, 'conv_c')
+    y = self.bn(y, train, 'bn_c', last=True)
+    return nn.relu(y + self.shortcut(x, train))
+
+
+BLOCKS = {'basic': BasicBlock, 'bottleneck': Bottleneck}
+
+
+class NonLocal(nn.Module):
+  """Embedded-Gaussian non-local block (Wang et al. 2018) as in PySlowFast's nonlocal_helper.py;
+  (B, T, H, W, C) -> (B, T, H, W, C).
+
+  theta, phi, g: 1x1x1 convs (with bias) to C' = inner_width (default C / 2); phi and g see x
+  max-pooled by `pool` (floor, no padding). y = softmax(theta phi^T / sqrt(C')) g over the
+  T'H'W' pooled positions for each of the THW queries; out = x + BN(conv_out(y)), conv_out a
+  1x1x1 conv back to C and BN's scale starting at 0, so the block starts as the identity.
+  """
+  pool: Sequence[int] = (1, 2, 2)
+  inner_width: Optional[int] = None
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    b, t, h, w, c = x.shape
+    inner = self.inner_width or c // 2
+    project = functools.partial(conv, kernel=(1, 1, 1), use_bias=True, dtype=self.dtype,
+                                param_dtype=self.param_dtype)
+    pool = tuple(self.pool)
+    pooled = nn.max_pool(x, pool, pool) if max(pool) > 1 else x
+    if 0 in pooled.shape[1:4]:
+      raise ValueError(f'config.model.nonlocal_pool={pool} is larger than the feature map '
+                       f'{(t, h, w)} of a non-local block; lower it or move the block.')
+    theta = project(inner, name='conv_theta')(x).reshape(b, -1, 1, inner)
+    phi = project(inner, name='conv_phi')(pooled).reshape(b, -1, 1, inner)
+    g = project(inner, name='conv_g')(pooled).reshape(b, -1, 1, inner)
+    y = jax.nn.dot_product_attention(theta, phi, g)  # Scaled by 1 / sqrt(inner).
+    y = project(c, name='conv_out')(y.reshape(b, t, h, w, inner))
+    y = batch_norm(train, dtype=self.dtype, param_dtype=self.param_dtype, name='bn',
+                   zero_scale=True)(y)
+    return x + y
+
+
+class Stage(nn.Module):
+  """`len(temporal_kernels)` blocks `block_j` (the first strided), each optionally followed by a
+  non-local block `nonlocal_j`; (N, [T,] H, W, C) -> (N, [T',] H', W', width * EXPANSION).
+
+  `block` is the block class with its fixed fields bound (functools.partial), called with width,
+  stride, temporal_kernel, temporal_stride and name.
+  """
+  block: Callable[..., Block]
+  width: int
+  stride: int
+  temporal_kernels: Sequence[Optional[int]]  # Per block; None entries: 2D blocks.
+  temporal_stride: int = 1
+  nonlocal_after: Sequence[int] = ()  # Block indices followed by a non-local block (3D only).
+  nonlocal_pool: Sequence[int] = (1, 2, 2)
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    for j, kt in enumerate(self.temporal_kernels):
+      first = j == 0
+      x = self.block(width=self.width, stride=self.stride if first else 1, temporal_kernel=kt,
+                     temporal_stride=self.temporal_stride if first else 1,
+                     name=f'block_{j}')(x, train=train)
+      if j in self.nonlocal_after:
+        x = NonLocal(pool=tuple(self.nonlocal_pool), dtype=self.dtype,
+                     param_dtype=self.param_dtype, name=f'nonlocal_{j}')(x, train=train)
+    return x
+
+
+def _check_positive_odd(field: str, value: Any, what: str):
+  if not isinstance(value, int) or isinstance(value, bool) or value < 1 or value % 2 == 0:
+    raise ValueError(f'config.model.{field}: {what} must be a positive odd int (symmetric '
+                     f'padding keeps the length), got {value!r}.')
+
+
+class _ResNet(nn.Module):
+  """Fields and parts shared by ResNet2D and ResNet3D (see the module docstring)."""
+  num_classes: int  # 0: return the pooled features (B, D) instead of logits.
+  depth: int = 50  # 10, 18, 34 (basic blocks), 50, 101, 152 (bottlenecks).
+  base_width: int = 64  # Stem and first-stage width; stages are x1, x2, x4, x8 of it.
+  zero_init_residual: bool = True  # Last BN scale of each block starts at 0.
+  dropout_rate: float = 0.5  # Before the head.
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  def __post_init__(self):
+    if self.depth not in DEPTHS:
+      raise ValueError(f'config.model.depth={self.depth} is not a ResNet depth; use one of '
+                       f'{", ".join(map(str, DEPTHS))}.')
+    if not isinstance(self.base_width, int) or self.base_width < 1:
+      raise ValueError(f'config.model.base_width={self.base_width!r} must be a positive int '
+                       f'(64 for the standard ResNets).')
+    super().__post_init__()
+
+  @property
+  def block_class(self) -> type:
+    return BLOCKS[DEPTHS[self.depth][0]]
+
+  @property
+  def stage_sizes(self) -> tuple[int, ...]:
+    return DEPTHS[self.depth][1]
+
+  @property
+  def num_features(self) -> int:
+    """Width of the pooled features: base_width x 8 (x 4 for bottlenecks)."""
+    return self.base_width * 8 * self.block_class.EXPANSION
+
+  def _stem(self, x: jax.Array, train: bool, temporal_kernel: Optional[int]) -> jax.Array:
+    """(N, [T,] H, W, 3) -> (N, [T,] H / 4, W / 4, base_width): conv, BN, ReLU, max pool."""
+    is_3d = temporal_kernel is not None
+    x = conv(self.base_width, dims(temporal_kernel, 7, is_3d), dims(1, 2, is_3d),
+             dtype=self.dtype, param_dtype=self.param_dtype, name='stem_conv')(x)
+    x = nn.relu(batch_norm(train, dtype=self.dtype, param_dtype=self.param_dtype,
+                           name='stem_bn')(x))
+    return nn.max_pool(x, dims(1, 3, is_3d), dims(1, 2, is_3d),
+                       padding=((0, 0),) * is_3d + ((1, 1), (1, 1)))
+
+  def _stage(self, x: jax.Array, train: bool, s: int, temporal_kernels: Sequence[Optional[int]],
+             **kwargs) -> jax.Array:
+    """Stage s (0-based) of the trunk, named stage_{s + 1}."""
+    block = functools.partial(self.block_class, zero_init_last=self.zero_init_residual,
+                              dtype=self.dtype, param_dtype=self.param_dtype)
+    return Stage(block, self.base_width * 2 ** s, STAGE_STRIDES[s], tuple(temporal_kernels),
+                 dtype=self.dtype, param_dtype=self.param_dtype, name=f'stage_{s + 1}',
+                 **kwargs)(x, train=train)
+
+
+class ResNet2D(_ResNet):
+  """A 2D ResNet on images (B, H, W, C) or on every frame of videos (B, T, H, W, C).
+
+  Images give logits (B, num_classes); videos run the frames as a batch of B * T images and
+  average their pooled features over time before the head (a C2D without temporal pooling).
+  With num_classes == 0 the pooled features (B, num_features) come back instead, e.g. per-frame
+  features for late fusion or a recurrent head from frames folded into the batch. Same
+  parameter paths as ResNet3D, with 2D kernels (kh, kw, Cin, Cout).
+  """
+
+  @nn.compact
+  def __call__(self, video: jax.Array, *, train: bool) -> jax.Array:
+    if video.ndim not in (4, 5):
+      raise ValueError(f'ResNet2D takes images (B, H, W, C) or videos (B, T, H, W, C), got shape '
+                       f'{video.shape}.')
+    x = video.reshape((-1,) + video.shape[-3:])
+    x = self._stem(x, train, None)
+    for s, n in enumerate(self.stage_sizes):
+      x = self._stage(x, train, s, (None,) * n)
+    x = jnp.mean(x, axis=(1, 2))  # (B [* T], D).
+    if video.ndim == 5:
+      x = jnp.mean(x.reshape(video.shape[:2] + x.shape[-1:]), axis=1)
+    return classifier_head(x, self.num_classes, self.dropout_rate, train, dtype=self.dtype,
+                           param_dtype=self.param_dtype)
+
+
+TemporalKernels = Sequence[Union[int, Sequence[int]]]
+
+
+class ResNet3D(_ResNet):
+  """An inflated 3D ResNet: video (B, T, H, W, C) float32 -> logits (B, num_classes) float32.
+
+  The stem conv is stem_temporal_kernel x 7 x 7 (stride 1 x 2 x 2), then a 1 x 3 x 3 max pool;
+  `temporal_pool` > 1 max-pools time by that factor after stage 1 (PySlowFast's pool1 of C2D and
+  I3D); blocks use `temporal_kernels` (per stage an int for all its blocks, or a sequence cycled
+  over its blocks: (3, 1) alternates 3x1x1 and 1x1x1 first convs, as PySlowFast's
+  _TEMPORAL_KERNEL_BASIS). Time is not strided otherwise. `nonlocal_blocks` lists per stage the
+  block indices followed by an embedded-Gaussian non-local block (PySlowFast NONLOCAL.LOCATION),
+  whose keys and values are max-pooled by `nonlocal_pool`; it starts as the identity.
+
+  Presets: I3D-R50 (PySlowFast I3D_8x8_R50): depth 50, stem_temporal_kernel 5, temporal_pool 2,
+  temporal_kernels ((3,), (3, 1), (3, 1), (1, 3)); Slow-R50 (the Slow pathway of SlowFast):
+  stem 1, temporal_pool 1, temporal_kernels (1, 1, 3, 3).
+  """
+  temporal_kernels: TemporalKernels = (1, 1, 3, 3)
+  stem_temporal_kernel: int = 1
+  temporal_pool: int = 1
+  nonlocal_blocks: Sequence[Sequence[int]] = ((), (), (), ())
+  nonlocal_pool: Sequence[int] = (1, 2, 2)  # (t, h, w) max pool of keys/values; 1s: none.
+
+  def __post_init__(self):
+    super().__post_init__()  # Checks depth first.
+    sizes = self.stage_sizes
+    if len(self.temporal_kernels) != NUM_STAGES:
+      raise ValueError(f'config.model.temporal_kernels={self.temporal_kernels!r} needs one entry '
+                       f'per stage ({NUM_STAGES}), e.g. (1, 1, 3, 3).')
+    for s, spec in enumerate(self.temporal_kernels):
+      cycle = (spec,) if isinstance(spec, int) else tuple(spec)
+      if not cycle:
+        raise ValueError(f'config.model.temporal_kernels[{s}] is empty; give an int or a '
+                         f'non-empty sequence of kernel sizes.')
+      for kt in cycle:
+        _check_positive_odd(f'temporal_kernels[{s}]', kt, 'each temporal kernel')
+    _check_positive_odd('stem_temporal_kernel', self.stem_temporal_kernel, 'the stem kernel')
+    if not isinstance(self.temporal_pool, int) or self.temporal_pool < 1:
+      raise ValueError(f'config.model.temporal_pool={self.temporal_pool!r} must be an int >= 1 '
+                       f'(1: no temporal pooling).')
+    if len(self.nonlocal_blocks) != NUM_STAGES:
+      raise ValueError(f'config.model.nonlocal_blocks={self.nonlocal_blocks!r} needs one tuple of '
+                       f'block indices per stage ({NUM_STAGES}), e.g. ((), (1, 3), (1, 3, 5), ()).')
+    for s, (indices, n) in enumerate(zip(self.nonlocal_blocks, sizes)):
+      bad = [j for j in indices if not isinstance(j, int) or not 0 <= j < n]
+      if bad:
+        raise ValueError(f'config.model.nonlocal_blocks[{s}] has {bad}: stage {s + 1} of '
+                         f'ResNet-{self.depth} has blocks 0..{n - 1}.')
+    if len(self.nonlocal_pool) != 3 or any(not isinstance(p, int) or p < 1
+                                           for p in self.nonlocal_pool):
+      raise ValueError(f'config.model.nonlocal_pool={self.nonlocal_pool!r} must be 3 ints >= 1 '
+                       f'(t, h, w), e.g. (1, 2, 2); (1, 1, 1) for no pooling.')
+
+  def block_temporal_kernels(self) -> tuple[tuple[int, ...], ...]:
+    """The first-conv temporal kernel of every block, per stage."""
+    out = []
+    for spec, n in zip(self.temporal_kernels, self.stage_sizes):
+      cycle = (spec,) if isinstance(spec, int) else tuple(spec)
+      out.append(tuple(cycle[j % len(cycle)] for j in range(n)))
+    return tuple(out)
+
+  @nn.compact
+  def __call__(self, video: jax.Array, *, train: bool) -> jax.Array:
+    if video.ndim != 5:
+      raise ValueError(f'ResNet3D takes videos (B, T, H, W, C), got shape {video.shape}.')
+    x = self._stem(video, train, self.stem_temporal_kernel)
+    for s, kernels in enumerate(self.block_temporal_kernels()):
+      x = self._stage(x, train, s, kernels, nonlocal_after=tuple(self.nonlocal_blocks[s]),
+                      nonlocal_pool=tuple(self.nonlocal_pool))
+      if s == 0 and self.temporal_pool > 1:
+        if x.shape[1] < self.temporal_pool:
+          raise ValueError(f'config.model.temporal_pool={self.temporal_pool} exceeds the clip '
+                           f'length {x.shape[1]}; use more frames or temporal_pool=1.')
+        pool = (self.temporal_pool, 1, 1)
+        x = nn.max_pool(x, pool, pool)
+    x = jnp.mean(x, axis=(1, 2, 3))
+    return classifier_head(x, self.num_classes, self.dropout_rate, train, dtype=self.dtype,
+                           param_dtype=self.param_dtype)
