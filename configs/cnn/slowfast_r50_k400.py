@@ -1,0 +1,64 @@
+r"""SlowFast-R50 8x8 on Kinetics-400 (Feichtenhofer et al. 2019; PySlowFast SLOWFAST_8x8_R50).
+Shared parts in configs/cnn/common.py.
+
+  python -m vivit_jax.main --config configs/cnn/slowfast_r50_k400.py --workdir runs/slowfast_r50
+  python -m vivit_jax.main --config configs/cnn/slowfast_r50_k400.py:tiny --workdir runs/sf_tiny
+
+Model (vivit_jax/models/slowfast.py; facebookresearch/SlowFast video_model_builder.py SlowFast):
+a Fast pathway on all 32 frames (width 64 / beta_inv 8 = 8, a 5x7x7 stem, 3x1x1 first convs in
+every block) and a Slow pathway on every alpha = 4th frame (width 64, temporal kernel 1 in the
+stem, res2, res3 and 3 in res4, res5), no temporal pooling; lateral 7x1x1 convs with temporal
+stride 4 to 2x the fast width, BN, ReLU, concatenated into the slow pathway after the stem, res2,
+res3 and res4; both pathways averaged, concatenated, dropout 0.5, one Dense. The numbers come from
+configs/Kinetics/SLOWFAST_8x8_R50.yaml: ALPHA 4, BETA_INV 8, FUSION_CONV_CHANNEL_RATIO 2,
+FUSION_KERNEL_SZ 7 (SLOWFAST_4x16_R50.yaml, the paper's Table 1 model, has ALPHA 8 and
+FUSION_KERNEL_SZ 5). 34.57M parameters (PySlowFast/PyTorchVideo model zoo: 34.57M); conv and fc
+multiply-adds per 32 x 256 x 256 test view 65.71 G (published 65.71 G; the paper's 65.7), 50.3 G
+at 224 x 224.
+Recipe (SLOWFAST_8x8_R50.yaml and PySlowFast defaults): 32 frames at stride 2, 224 crops,
+horizontal flip, mean/std 0.45/0.225, SGD momentum 0.9 Nesterov, weight decay 1e-4 (not on BN or
+biases), batch 64, lr 0.1, 34 warmup epochs, cosine over 196 epochs, no gradient clipping, no
+label smoothing, zero-initialised last BN of each block, dropout 0.5; testing 10 clips x 3 crops,
+softmax averaged. Published top-1 77.0% (PySlowFast), 76.94% (PyTorchVideo).
+
+Not yet supported, so different here: scale jitter (short side 256-320) before the 224 crop, test
+crops at 256 (here 224), warmup starting at lr 0.01 (here 0), precise BN statistics, fc init
+N(0, 0.01) (here zero, like every head in this library); the slow frames are every 4th frame
+from the first (PySlowFast: linspace(0, 31, 8), frames 0, 4, 8, 13, ...).
+Tiny: depth 50 at base_width 8 on synthetic_motion clips of all 16 frames (stride 1) at 28 x 28,
+alpha 4 as here (the slow pathway sees 4 frames), beta_inv 4 (a fast width of 2: at 1/8 the fast
+stem would have one channel), 300 steps.
+"""
+import os
+import runpy
+
+_COMMON = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'common.py'))
+
+BATCH_SIZE = 64
+EPOCHS = 196
+WARMUP_EPOCHS = 34
+TINY_BETA_INV = 4
+
+
+def get_config(arg=None):
+  """The preset; arg '' (SlowFast-R50 8x8) or 'tiny' (CPU size)."""
+  _, tiny = _COMMON['parse_arg'](arg)
+  config = _COMMON['default_config']()
+  config.dataset.update(name='kinetics400', num_frames=32, stride=2, crop_size=224, flip=True,
+                        mean=_COMMON['KINETICS_MEAN'], std=_COMMON['KINETICS_STD'],
+                        eval_clips=10, eval_crops=3)
+  config.model = _COMMON['model_config'](
+      'slowfast', num_classes=400, depth=50, base_width=64, alpha=4, beta_inv=8, fusion_kernel=7,
+      fusion_conv_channel_ratio=2, nonlocal_blocks=((), (), (), ()), nonlocal_pool=(1, 2, 2),
+      zero_init_residual=True, dropout_rate=0.5)
+  steps_per_epoch = _COMMON['KINETICS400_TRAIN_CLIPS'] // BATCH_SIZE
+  _COMMON['set_sgd'](config, learning_rate=0.1, epochs=EPOCHS, warmup_epochs=WARMUP_EPOCHS,
+                     steps_per_epoch=steps_per_epoch, momentum=0.9, nesterov=True,
+                     weight_decay=1e-4, grad_clip_norm=_COMMON['NO_CLIPPING'])
+  config.train.update(batch_size=BATCH_SIZE, eval_batch_size=BATCH_SIZE, label_smoothing=0.0,
+                      log_every_steps=100, eval_every_steps=10 * steps_per_epoch)
+  config.checkpoint.every_steps = 2000
+  if tiny:
+    return _COMMON['tiny'](config, num_frames=16, stride=1, crop_size=28,
+                           beta_inv=TINY_BETA_INV)
+  return config
