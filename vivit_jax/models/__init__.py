@@ -16,6 +16,7 @@ MODELS = {
     'resnet3d': 'resnet:ResNet3D',
     'c3d': 'c3d:C3D',
     'r2plus1d': 'r2plus1d:R2Plus1D',
+    'slowfast': 'slowfast:SlowFast',
 }
 
 
