@@ -50,6 +50,13 @@ class Tensors:
   def __contains__(self, name: str) -> bool:
     return name in self._arrays
 
+  def names(self) -> list[str]:
+    """The names not yet taken."""
+    return list(self._arrays)
+
+  def shape(self, name: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in self._arrays[name].shape)
+
   def take(self, name: str) -> np.ndarray:
     if name not in self._arrays:
       raise ValueError(f"{self.path} has no tensor '{name}': not a checkpoint of the model its "
@@ -75,7 +82,8 @@ class Tensors:
 
 
 def load_pretrained(path: str) -> tuple[ml_collections.ConfigDict, dict[str, Params]]:
-  """A `save_pretrained` directory -> (model config for `models.build`, {'params': numpy tree}).
+  """A `save_pretrained` directory -> (model config for `models.build`, variables: {'params':
+  numpy tree}, with 'batch_stats' too for models with BatchNorm).
 
   Supported `model_type`s: the keys of READERS.
   """
@@ -94,7 +102,7 @@ def load_pretrained(path: str) -> tuple[ml_collections.ConfigDict, dict[str, Par
   tensors = Tensors(load_file(weights_path), weights_path, prefix=f'{model_type}.')
   config, params = READERS[model_type](hf_config, tensors)
   tensors.check_all_taken()
-  return config, {'params': params}
+  return config, params if model_type in STATEFUL else {'params': params}
 
 
 def _vit_block_rest(tensors: Tensors, name: str) -> Params:
@@ -317,10 +325,21 @@ def _videomae(hf_config: dict[str, Any],
   return ml_collections.ConfigDict(config), params
 
 
-# config.json `model_type` -> reader(config.json dict, Tensors) -> (config.model, params).
+def _resnet(hf_config: dict[str, Any],
+            tensors: Tensors) -> tuple[ml_collections.ConfigDict, Params]:
+  """ResNetModel / ResNetForImageClassification -> 'resnet2d' {'params', 'batch_stats'}
+  (weights/resnet2d.py)."""
+  from vivit_jax.weights import resnet2d  # pylint: disable=import-outside-toplevel
+  return resnet2d.from_hf(hf_config, tensors)
+
+
+# config.json `model_type` -> reader(config.json dict, Tensors) -> (config.model, params), or
+# (config.model, variables {'params', 'batch_stats'}) for the model_types in STATEFUL.
 READERS: dict[str, Callable[[dict[str, Any], Tensors],
                             tuple[ml_collections.ConfigDict, Params]]] = {
     'timesformer': _timesformer,
     'vivit': _vivit,
     'videomae': _videomae,
+    'resnet': _resnet,
 }
+STATEFUL = ('resnet',)
