@@ -18,7 +18,7 @@ import pytest
 
 from tests.helpers import REPO
 from vivit_jax import data, models
-from vivit_jax.models import c3d, r2plus1d, resnet
+from vivit_jax.models import c3d, flops, r2plus1d, resnet
 from vivit_jax.train import loop, sharding, step
 
 I3D_KERNELS = ((3,), (3, 1), (3, 1), (1, 3))
@@ -67,22 +67,7 @@ def _resnet3d(**fields):
 
 def _conv_macs(model, shape) -> int:
   """Multiply-adds of every nn.Conv and nn.Dense for one input of `shape` (shapes only)."""
-  variables = _abstract(model, shape)
-  _, state = jax.eval_shape(lambda v, x: model.apply(
-      v, x, train=False, mutable=['intermediates'],
-      capture_intermediates=lambda m, _: isinstance(m, (nn.Conv, nn.Dense))),
-      variables, jnp.zeros(shape))
-
-  def walk(outputs, params):
-    total = 0
-    for name, value in outputs.items():
-      if name == '__call__':
-        total += math.prod(value[0].shape[:-1]) * math.prod(params['kernel'].shape)
-      else:
-        total += walk(value, params[name])
-    return total
-
-  return walk(state['intermediates'], variables['params'])
+  return flops.module_layer_flops(model, _abstract(model, shape), jnp.zeros(shape)) // 2
 
 
 # Published parameter counts.

@@ -76,6 +76,29 @@ def test_videomae_b_matches_published_counts():
   assert flops.analytic_flops(model, (16, 224, 224)) / 2 == pytest.approx(180e9, rel=0.01)
 
 
-def test_unknown_model_is_refused():
-  with pytest.raises(ValueError, match="config.model.name='c3d'"):
-    flops.analytic_flops(ml_collections.ConfigDict(dict(name='c3d')), CLIP)
+CNNS = {
+    'c3d': dict(name='c3d', num_classes=10, base_width=4, fc_width=32),
+    'i3d': dict(name='resnet3d', num_classes=10, depth=50, base_width=4,
+                temporal_kernels=((3,), (3, 1), (3, 1), (1, 3)), stem_temporal_kernel=5,
+                temporal_pool=2, nonlocal_blocks=((), (1,), (), ())),
+    'r2plus1d': dict(name='r2plus1d', num_classes=10, base_width=4),
+}
+
+
+@pytest.mark.parametrize('name', CNNS)
+def test_cnn_layer_count_is_near_xla(name):
+  """Convolutions and dense layers are nearly all of a CNN's work. XLA adds BatchNorm, ReLU,
+  pooling and attention, but skips the taps that fall on zero padding, which the layer count
+  (like the papers') includes: C3D's 3x3x3 convs on 2-frame maps lose most to that."""
+  model, shape = ml_collections.ConfigDict(CNNS[name]), (16, 112, 112)
+  analytic, xla = flops.analytic_flops(model, shape), flops.xla_flops(model, shape)
+  assert analytic == flops.layer_flops(model, shape)
+  assert 0.85 * analytic <= xla <= 1.1 * analytic, (analytic, xla)
+
+
+@pytest.mark.parametrize('depth, giga_macs', [(18, 1.81), (50, 4.09)])
+def test_resnet_layer_count_matches_torchvision(depth, giga_macs):
+  """torchvision's ResNet-18/50 on 224x224 images: 1.81 / 4.09 G multiply-adds ('GFLOPS' in its
+  model table)."""
+  model = ml_collections.ConfigDict(dict(name='resnet2d', num_classes=1000, depth=depth))
+  assert flops.layer_flops(model, (1, 224, 224)) / 2 == pytest.approx(giga_macs * 1e9, rel=5e-3)

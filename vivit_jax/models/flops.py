@@ -2,10 +2,16 @@
 
 FLOPs count 2 per multiply-add. `analytic_flops` counts the matrix products and convolutions
 (tubelet or patch embedding, q/k/v/out projections, attention scores and weighted sums, MLP,
-head), the convention of fvcore and of the papers' tables once doubled; `xla_flops` is XLA's cost
-analysis of the lowered forward pass, which also counts element-wise work (LayerNorm, GELU,
-softmax, residual adds), a few percent at ViT-B widths. Neither needs memory for the weights.
+head), the convention of fvcore and of the papers' tables once doubled; for the convolutional and
+recurrent families it is `layer_flops`, every nn.Conv and nn.Dense counted from the shapes they
+see (the papers' convention for CNNs: convolutions and fully connected layers). `xla_flops` is
+XLA's cost analysis of the lowered forward pass, which also counts element-wise work (LayerNorm,
+GELU, softmax, residual adds, BatchNorm, pooling), a few percent at ViT-B widths. None of them
+needs memory for the weights.
 """
+import math
+
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -96,11 +102,38 @@ ANALYTIC = {'vivit': _vivit, 'timesformer': _timesformer, 'videomae': _videomae}
 
 
 def analytic_flops(model_config: ml_collections.ConfigDict, input_shape) -> int:
-  """FLOPs of matrix products and convolutions for one clip of `input_shape` (T, H, W)."""
+  """FLOPs of matrix products and convolutions for one clip of `input_shape` (T, H, W): the
+  formulas above for the transformers, `layer_flops` for every other model."""
   if model_config.name not in ANALYTIC:
-    raise ValueError(f"No FLOP count for config.model.name='{model_config.name}'; available: "
-                     f"{', '.join(ANALYTIC)}.")
+    return layer_flops(model_config, input_shape)
   return ANALYTIC[model_config.name](model_config, tuple(input_shape))
+
+
+def module_layer_flops(model: nn.Module, variables, *inputs, **kwargs) -> int:
+  """2 x the multiply-adds of every nn.Conv and nn.Dense that `model.apply(variables, *inputs,
+  train=False, **kwargs)` calls (abstract arrays suffice): per call, the output elements times the
+  kernel's size over its output axis (the kernel's input window x Cin / groups)."""
+  _, state = jax.eval_shape(lambda v, *x: model.apply(
+      v, *x, train=False, mutable=['intermediates'], **kwargs,
+      capture_intermediates=lambda m, _: isinstance(m, (nn.Conv, nn.Dense))), variables, *inputs)
+
+  def walk(outputs, params) -> int:
+    total = 0
+    for name, value in outputs.items():
+      if name == '__call__':
+        kernel = params['kernel'].shape
+        total += sum(math.prod(y.shape) for y in value) * math.prod(kernel[:-1])
+      elif name in params:  # A submodule (not a value sown by the model).
+        total += walk(value, params[name])
+    return total
+
+  return 2 * walk(state.get('intermediates', {}), variables['params'])
+
+
+def layer_flops(model_config: ml_collections.ConfigDict, input_shape) -> int:
+  """`module_layer_flops` of the model of `model_config` on one clip of `input_shape` (T, H, W)."""
+  model, variables, video = _abstract(model_config, input_shape)
+  return module_layer_flops(model, nn.unbox(variables), video)
 
 
 def _abstract(model_config: ml_collections.ConfigDict, input_shape):
