@@ -11,29 +11,22 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
-import numpy as np  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file the model was trained with.')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Workdir holding the checkpoint.')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
-def repeat_middle_frame(batch: dict) -> dict:
-  """(B, T, H, W, C) -> every frame replaced by frame T // 2."""
-  video = batch['video']
-  middle = video[:, video.shape[1] // 2][:, None]
-  return dict(batch, video=np.repeat(middle, video.shape[1], axis=1))
-
-
 def main(argv):
   del argv
+  from vivit_jax.data import probes
   from vivit_jax.train import loop, step
   config = _CONFIG.value
   exp = loop.restore_for_eval(config, _WORKDIR.value)
   eval_step = step.make_eval_step(exp.model, exp.task, **exp.step_kwargs())
   clips = loop.evaluate(eval_step, exp.state, config, exp.batch_sharding)
   static = loop.evaluate(eval_step, exp.state, config, exp.batch_sharding,
-                         transform=repeat_middle_frame)
+                         transform=probes.repeat_middle_frame)
   print(f'step {int(exp.state.step)}: top-1 on clips {clips["eval/top1"]:.4f}; on the middle '
         f'frame repeated {config.dataset.num_frames} times {static["eval/top1"]:.4f} '
         f'(chance {1 / config.model.num_classes:.4f})')
