@@ -17,6 +17,10 @@ MODELS = {
     'c3d': 'c3d:C3D',
     'r2plus1d': 'r2plus1d:R2Plus1D',
     'slowfast': 'slowfast:SlowFast',
+    'single_frame': 'fusion:SingleFrame',
+    'late_fusion': 'fusion:LateFusion',
+    'early_fusion': 'fusion:EarlyFusion',
+    'two_stream': 'two_stream:TwoStream',
 }
 
 

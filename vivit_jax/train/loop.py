@@ -1,5 +1,6 @@
 """The training loop: data -> train step -> metrics, checkpoints and evaluation."""
 import dataclasses
+import inspect
 import logging
 import os
 import signal
@@ -61,6 +62,23 @@ def _check_config(config, info, mesh, rules):
       raise ValueError(
           f'config.train.{field}={size} must be divisible by the {per_batch} batch shards of '
           f'the mesh and the {jax.process_count()} processes; pick a multiple of {per_batch}.')
+
+
+def _extra_input_shapes(config, model, input_shape) -> dict:
+  """Shapes of the model's inputs besides the video, for its init: {'flow': (B, T - 1, S, S, 2)}
+  with config.dataset.flow, else {}; ValueError if the model and config.dataset.flow disagree."""
+  takes_flow = 'flow' in inspect.signature(model.__call__).parameters
+  flow = bool(config.dataset.get('flow', False))
+  name = config.model.name
+  if takes_flow and not flow:
+    raise ValueError(f"config.model.name='{name}' needs optical flow but config.dataset.flow is "
+                     f"off; set --config.dataset.flow=True.")
+  if flow and not takes_flow:
+    raise ValueError(f"config.dataset.flow=True but config.model.name='{name}' takes no flow "
+                     f"input; set --config.dataset.flow=False or use a model with one "
+                     f"(two_stream).")
+  b, t, s = input_shape[:3]
+  return {'flow': (b, t - 1, s, s, 2)} if flow else {}
 
 
 def evaluate(eval_step, state, config, batch_sharding, transform=None) -> dict:
@@ -142,7 +160,8 @@ def setup(config, workdir: str) -> Experiment:
   ds = config.dataset
   input_shape = (sharding.batch_shards(mesh, rules), ds.num_frames, ds.crop_size, ds.crop_size, 3)
   abstract, state_shardings, make_state = state_lib.plan_train_state(
-      model, tx, input_shape, mesh=mesh, rules=rules, seed=config.seed)
+      model, tx, input_shape, mesh=mesh, rules=rules, seed=config.seed,
+      extra_input_shapes=_extra_input_shapes(config, model, input_shape))
   ckpt = checkpoint.Checkpointer(
       os.path.join(os.path.abspath(workdir), 'checkpoints'),
       every_steps=config.checkpoint.every_steps, keep=config.checkpoint.keep,

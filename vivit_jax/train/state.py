@@ -19,15 +19,17 @@ class TrainState:
   opt_state: Any
 
 
-def _init_fn(model: nn.Module, tx: optax.GradientTransformation, input_shape):
+def _init_fn(model: nn.Module, tx: optax.GradientTransformation, input_shape,
+             extra_input_shapes=None):
   """Returns rng -> boxed TrainState (params keep their nn.Partitioned logical names)."""
+  extra = {k: jnp.zeros(s, jnp.float32) for k, s in (extra_input_shapes or {}).items()}
 
   def init(rng):
     param_rng, dropout_rng, drop_path_rng, masking_rng = jax.random.split(rng, 4)
     variables = model.init(
         {'params': param_rng, 'dropout': dropout_rng, 'drop_path': drop_path_rng,
          'masking': masking_rng},
-        jnp.zeros(input_shape, jnp.float32), train=False)
+        jnp.zeros(input_shape, jnp.float32), train=False, **extra)
     params = variables['params']
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                       batch_stats=variables.get('batch_stats', {}), opt_state=tx.init(params))
@@ -36,16 +38,18 @@ def _init_fn(model: nn.Module, tx: optax.GradientTransformation, input_shape):
 
 
 def plan_train_state(model: nn.Module, tx: optax.GradientTransformation, input_shape, *,
-                     mesh, rules, seed: int):
+                     mesh, rules, seed: int, extra_input_shapes=None):
   """The state's layout without computing it, so a checkpoint can be restored straight into it.
 
   Args:
     input_shape: one example batch's video shape (B, T, H, W, C).
+    extra_input_shapes: the model's other inputs, keyword -> shape, e.g. {'flow': (B, T - 1, H,
+      W, 2)}; zeros of these are passed to model.init.
   Returns:
     (abstract, shardings, make): `abstract` a TrainState of jax.ShapeDtypeStruct carrying the
     shardings; `make()` initialises the real state directly into them (compiled on first call).
   """
-  init = _init_fn(model, tx, input_shape)
+  init = _init_fn(model, tx, input_shape, extra_input_shapes)
   rng = jax.random.key(seed)
   with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
     boxed = jax.eval_shape(init, rng)
