@@ -1,5 +1,6 @@
 """The one train step gives the same numbers on 1 device and on 8 (data parallel, FSDP)."""
 import jax
+import ml_collections
 import numpy as np
 import pytest
 
@@ -64,3 +65,26 @@ def test_non_finite_step_leaves_state_unchanged(reference):
   assert int(state.step) == 1
   assert np.isnan(losses[1])
   jax.tree.map(np.testing.assert_array_equal, params_after, params_before)
+
+
+def test_batch_norm_statistics_are_those_of_the_global_batch():
+  """A BatchNorm net split over 8 devices (2 clips each) keeps the running statistics of the
+  whole batch of 16, as on one device: statistics are averaged across the data axis."""
+  config = tiny_config()
+  config.model = ml_collections.ConfigDict(dict(name='resnet3d', num_classes=10, depth=10,
+                                                base_width=2))
+  config.optimizer.eps = 1e-3
+  batches = random_batches(config, 2)
+  for batch in batches:  # Per-device batches that differ, so per-device statistics would too.
+    batch['video'] += np.arange(16, dtype=np.float32)[:, None, None, None, None] / 4
+  config.mesh.update(data=1, fsdp=1, model=1)
+  losses_1, _, state_1 = _train(config, jax.devices()[:1], batches)
+  config.mesh.update(data=8)
+  losses_8, _, state_8 = _train(config, jax.devices()[:8], batches)
+  np.testing.assert_allclose(losses_8, losses_1, rtol=1e-5)
+  stats_1, stats_8 = jax.device_get(state_1.batch_stats), jax.device_get(state_8.batch_stats)
+  assert jax.tree.leaves(stats_1)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4), stats_8,
+               stats_1)
+  # Sanity: the stem's running mean moved off its initial zeros.
+  assert np.abs(stats_1['stem_bn']['mean']).max() > 1e-3
