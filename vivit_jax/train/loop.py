@@ -171,9 +171,12 @@ def setup(config, workdir: str) -> Experiment:
     state = make_state()
     pretrained = config.get('init_from')
     if pretrained and pretrained.path:
-      params = init_from.load_init_params(pretrained, config.model, state.params,
-                                          input_shape[1:4])
-      state = state.replace(params=jax.device_put(params, state_shardings.params))
+      variables = init_from.load_init_variables(
+          pretrained, config.model, {'params': state.params, 'batch_stats': state.batch_stats},
+          input_shape[1:4])
+      state = state.replace(
+          params=jax.device_put(variables['params'], state_shardings.params),
+          batch_stats=jax.device_put(variables['batch_stats'], state_shardings.batch_stats))
   return Experiment(mesh, rules, model, tasks.build_task(config), tx, schedule, state,
                     state_shardings, sharding.batch_sharding(mesh, rules), ckpt)
 

@@ -3,14 +3,18 @@
 `config.init_from.path` is one of
   an image ViT: a Hugging Face `save_pretrained` directory with model_type 'vit', or a
     vision_transformer / big_vision `.npz` (see weights/vit.py; `kernel_init` applies);
-  a Hugging Face video model directory whose model_type is in `hf.READERS`;
+  a Hugging Face model directory whose model_type is in `hf.READERS` (video models, and
+    'resnet': a 2D ResNet);
+  a torchvision ResNet state dict saved as one `.safetensors` file (weights/resnet2d.py);
   an Orbax checkpoint: a vivit_jax workdir (the latest step of its `checkpoints/`) or the output
     of tools/convert_checkpoint.py (`save_params`).
 A source holds one model (`name`); it initialises a model of that name, or a model that fine-tunes
 it (`FINE_TUNES`: a VideoMAE pre-training checkpoint initialises the 'videomae' classifier with its
-encoder, the decoder dropped).
-`load_init_params` merges what it holds into the fresh params: the classifier `head` only if
-`load_head`, and every leaf the source lacks stays fresh (counted in the log line).
+encoder, the decoder dropped), or, for a 2D ResNet, a 'resnet3d' by inflation (weights/inflate.py;
+`kernel_init` 'average' or 'central_frame'), BatchNorm statistics included.
+`load_init_variables` merges what it holds into the fresh variables (params and batch_stats): the
+classifier `head` only if `load_head`, and every leaf the source lacks stays fresh (counted in the
+log line).
 """
 import json
 import logging
@@ -25,19 +29,25 @@ from flax import traverse_util
 
 from vivit_jax.models import videomae
 from vivit_jax.train import checkpoint
-from vivit_jax.weights import hf, vit
+from vivit_jax.weights import hf, inflate, resnet2d, vit
 
 log = logging.getLogger('vivit_jax')
 Params = dict[str, Any]
+Variables = dict[str, Params]
 _ITEMS = dict(state=ocp.StandardCheckpointHandler, meta=ocp.JsonCheckpointHandler)
 # (source model name, fine-tuned model name) -> (source params, fine-tuned model config) -> params.
 FINE_TUNES = {('videomae_pretrain', 'videomae'): videomae.encoder_params}
 
 
 def source_kind(path: str) -> str:
-  """'vit', 'hf' (a Hugging Face video model) or 'orbax': what config.init_from.path holds."""
+  """'vit', 'hf' (a Hugging Face model in hf.READERS), 'torchvision' (a ResNet .safetensors) or
+  'orbax': what config.init_from.path holds."""
   if path.endswith('.npz'):
     return 'vit'
+  if path.endswith('.safetensors'):
+    if not os.path.isfile(path):
+      raise FileNotFoundError(f'config.init_from.path={path} does not exist.')
+    return 'torchvision'
   if not os.path.isdir(path):
     raise FileNotFoundError(f'config.init_from.path={path} does not exist.')
   config_path = os.path.join(path, 'config.json')
@@ -138,34 +148,66 @@ def _config_hint(saved: dict, model_config: ml_collections.ConfigDict) -> str:
   return f'set {" ".join(diff)}' if diff else ''
 
 
-def load_init_params(init_from: ml_collections.ConfigDict,
-                     model_config: ml_collections.ConfigDict, fresh_params: Params,
-                     video_shape: Sequence[int]) -> Params:
-  """`fresh_params` (of `models.build(model_config)` on videos (T, H, W)) with the weights at
-  `init_from.path` merged in (see the module docstring); logs one line saying what was loaded."""
+def _inflation(path: str, saved: dict, model_config: ml_collections.ConfigDict):
+  """Raises unless the 2D ResNet `saved` has config.model's depth and base_width."""
+  diff = [f'--config.model.{k}={saved[k]}' for k in ('depth', 'base_width')
+          if model_config.get(k) != saved[k]]
+  if diff:
+    raise ValueError(f'{path} holds a 2D ResNet-{saved["depth"]} of base width '
+                     f'{saved["base_width"]}, which does not inflate into config.model: set '
+                     f'{" ".join(diff)}.')
+
+
+def load_init_variables(init_from: ml_collections.ConfigDict,
+                        model_config: ml_collections.ConfigDict, fresh: Variables,
+                        video_shape: Sequence[int]) -> Variables:
+  """`fresh` ({'params': ..., optionally 'batch_stats': ...} of `models.build(model_config)` on
+  videos (T, H, W)) with the weights at `init_from.path` merged in (see the module docstring);
+  logs one line saying what was loaded."""
   path, kind = init_from.path, source_kind(init_from.path)
   saved = None
   if kind == 'vit':
-    loaded = vit.video_params(vit.read_vit(path), model_config, video_shape=video_shape,
-                              kernel_init=init_from.kernel_init, load_head=init_from.load_head)
-  elif kind == 'hf':
-    saved, variables = hf.load_pretrained(path)
-    saved, loaded = saved.to_dict(), variables['params']
+    loaded = {'params': vit.video_params(
+        vit.read_vit(path), model_config, video_shape=video_shape,
+        kernel_init=init_from.kernel_init, load_head=init_from.load_head)}
+  elif kind in ('hf', 'torchvision'):
+    saved, loaded = hf.load_pretrained(path) if kind == 'hf' else resnet2d.read_torchvision(path)
+    saved = saved.to_dict()
   else:
-    saved, loaded = restore_params(path)
+    saved, params = restore_params(path)
+    loaded = {'params': params}
   if saved is not None and saved['name'] != model_config.name:
-    convert = FINE_TUNES.get((saved['name'], model_config.name))
-    if convert is None:
-      targets = [saved['name']] + [b for a, b in FINE_TUNES if a == saved['name']]
-      raise ValueError(f"{path} holds a '{saved['name']}' model but config.model.name="
-                       f"'{model_config.name}': set --config.model.name to one of "
-                       f"{', '.join(targets)} (and the fields it was trained with).")
-    loaded = convert(loaded, model_config)
+    if (saved['name'], model_config.name) == ('resnet2d', 'resnet3d'):
+      _inflation(path, saved, model_config)
+      if not init_from.load_head:
+        loaded['params'] = {k: v for k, v in loaded['params'].items() if k != 'head'}
+      loaded = inflate.inflate_resnet(loaded, fresh, init_from.kernel_init)
+    else:
+      convert = FINE_TUNES.get((saved['name'], model_config.name))
+      if convert is None:
+        targets = [saved['name']] + [b for a, b in FINE_TUNES if a == saved['name']]
+        targets += ['resnet3d'] * (saved['name'] == 'resnet2d')
+        raise ValueError(f"{path} holds a '{saved['name']}' model but config.model.name="
+                         f"'{model_config.name}': set --config.model.name to one of "
+                         f"{', '.join(targets)} (and the fields it was trained with).")
+      loaded = {'params': convert(loaded['params'], model_config)}
   hint = _config_hint(saved, model_config) if saved else ''
-  params, left_fresh = merge_params(fresh_params, loaded, load_head=init_from.load_head,
-                                    source=path, hint=hint)
-  total = len(traverse_util.flatten_dict(params))
+  variables, left_fresh = {}, []
+  for collection in sorted(set(fresh) | set(loaded), key=lambda c: c != 'params'):
+    variables[collection], fresh_names = merge_params(
+        fresh.get(collection, {}), loaded.get(collection, {}), load_head=init_from.load_head,
+        source=path, hint=hint)
+    left_fresh += [n if collection == 'params' else f'{collection}/{n}' for n in fresh_names]
+  total = sum(len(traverse_util.flatten_dict(v)) for v in variables.values())
   log.info('Initialised %d of %d parameter arrays from %s (%s); %d left fresh%s', total -
            len(left_fresh), total, path, kind, len(left_fresh),
            f' (e.g. {", ".join(left_fresh[:4])})' if left_fresh else '')
-  return params
+  return variables
+
+
+def load_init_params(init_from: ml_collections.ConfigDict,
+                     model_config: ml_collections.ConfigDict, fresh_params: Params,
+                     video_shape: Sequence[int]) -> Params:
+  """The params of `load_init_variables` for a model without batch statistics."""
+  return load_init_variables(init_from, model_config, {'params': fresh_params},
+                             video_shape)['params']
