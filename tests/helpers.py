@@ -35,3 +35,22 @@ def random_batches(config, num_batches: int, seed: int = 0):
                        .astype(np.float32),
            'label': rng.integers(0, config.model.num_classes, size=(b,)).astype(np.int32)}
           for _ in range(num_batches)]
+
+
+def train_one_step(config, workdir: str, batch_size: int = 16):
+  """loop.setup(config, workdir) and one shared train step on the first batch of the config's
+  dataset (at `batch_size`): returns (experiment, host copy of the initial state, new state,
+  step metrics). The initial state on device is donated by the step."""
+  import jax
+
+  from vivit_jax import data
+  from vivit_jax.train import loop, sharding, step
+  config.train.batch_size = batch_size
+  exp = loop.setup(config, workdir)
+  exp.ckpt.close()
+  initial = jax.device_get(exp.state)
+  train_step = step.make_train_step(exp.model, exp.task, exp.tx, exp.schedule, seed=config.seed,
+                                    **exp.step_kwargs())
+  batch = next(data.make_train_iterator(config.dataset, global_batch_size=batch_size, seed=0))
+  state, metrics = train_step(exp.state, sharding.put_batch(batch, exp.batch_sharding))
+  return exp, initial, state, metrics

@@ -16,6 +16,8 @@ MODELS = {
     'resnet3d': 'resnet:ResNet3D',
     'c3d': 'c3d:C3D',
     'r2plus1d': 'r2plus1d:R2Plus1D',
+    'cnn_lstm': 'recurrent:CNNLSTM',
+    'conv_gru': 'recurrent:ConvGRU',
     'slowfast': 'slowfast:SlowFast',
     'single_frame': 'fusion:SingleFrame',
     'late_fusion': 'fusion:LateFusion',
