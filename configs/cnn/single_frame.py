@@ -27,7 +27,9 @@ crops come from the stored frames (store your videos at 200 x 200); pixels use m
 TFDS has no Sports-1M: build a TFDS dataset named 'sports1m' (features 'video' (T, H, W, 3) uint8
 and 'label', 487 classes) into config.dataset.data_dir.
 Tiny (all three presets): base_width 8, 10 classes, synthetic_motion 8 x 28 x 28 clips at stride 2
-(all 8 frames averaged here), 300 steps at the paper's lr 1e-3.
+(all 8 frames averaged here), 300 steps at the paper's lr 1e-3. Measured single_frame:
+test top-1 0.09 = chance (loss stays at ln 10; frames carry no motion), ~4 min on 2 busy CPU
+cores (~170 clips/s).
 """
 import os
 import runpy

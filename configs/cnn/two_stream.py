@@ -26,7 +26,8 @@ AlexNet's, whose training it adapts); 25 clips x 3 crops at test; no RGB jitteri
 TFDS's ucf101 builder downloads UCF-101 (not possible here); build it into
 config.dataset.data_dir first (`tfds build ucf101`).
 Tiny: base_width 8, synthetic_motion 8 x 28 x 28 clips at stride 2 with flow (7 fields, 14
-motion channels), 300 steps at the paper's lr 1e-2.
+motion channels), 300 steps at the paper's lr 1e-2: measured test top-1 0.84, top-5 1.0
+(1280 clips; train top-1 0.38 at step 150), ~4 min on 2 busy CPU cores (~300 clips/s).
 """
 import os
 import runpy
