@@ -1,6 +1,7 @@
 """Model registry: `build(config.model)` makes the module named by `config.model.name`."""
 import dataclasses
 import importlib
+import inspect
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -62,3 +63,13 @@ def build(model_config: ml_collections.ConfigDict) -> nn.Module:
         raise ValueError(f"config.model.{field}='{value}' is not a dtype "
                          f"(e.g. 'float32', 'bfloat16')") from e
   return cls(**kwargs)
+
+
+def extra_input_shapes(model: nn.Module, video_shape) -> dict[str, tuple[int, ...]]:
+  """Shapes of the model's inputs besides a video of `video_shape` (B, T, H, W, C), by keyword:
+  {'flow': (B, T - 1, H, W, 2)} for a model whose __call__ takes optical flow (two_stream),
+  else {}."""
+  if 'flow' not in inspect.signature(model.__call__).parameters:
+    return {}
+  b, t, h, w = video_shape[:4]
+  return {'flow': (b, t - 1, h, w, 2)}

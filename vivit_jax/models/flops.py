@@ -113,9 +113,10 @@ def module_layer_flops(model: nn.Module, variables, *inputs, **kwargs) -> int:
   """2 x the multiply-adds of every nn.Conv and nn.Dense that `model.apply(variables, *inputs,
   train=False, **kwargs)` calls (abstract arrays suffice): per call, the output elements times the
   kernel's size over its output axis (the kernel's input window x Cin / groups)."""
-  _, state = jax.eval_shape(lambda v, *x: model.apply(
-      v, *x, train=False, mutable=['intermediates'], **kwargs,
-      capture_intermediates=lambda m, _: isinstance(m, (nn.Conv, nn.Dense))), variables, *inputs)
+  _, state = jax.eval_shape(lambda v, x, kw: model.apply(
+      v, *x, train=False, mutable=['intermediates'], **kw,
+      capture_intermediates=lambda m, _: isinstance(m, (nn.Conv, nn.Dense))),
+      variables, inputs, kwargs)
 
   def walk(outputs, params) -> int:
     total = 0
@@ -132,23 +133,27 @@ def module_layer_flops(model: nn.Module, variables, *inputs, **kwargs) -> int:
 
 def layer_flops(model_config: ml_collections.ConfigDict, input_shape) -> int:
   """`module_layer_flops` of the model of `model_config` on one clip of `input_shape` (T, H, W)."""
-  model, variables, video = _abstract(model_config, input_shape)
-  return module_layer_flops(model, nn.unbox(variables), video)
+  model, variables, video, extra = _abstract(model_config, input_shape)
+  return module_layer_flops(model, nn.unbox(variables), video, **extra)
 
 
 def _abstract(model_config: ml_collections.ConfigDict, input_shape):
-  """(module, abstract params, abstract video (1, T, H, W, 3)) without allocating weights."""
+  """(module, abstract params, abstract video (1, T, H, W, 3), abstract other inputs by keyword,
+  e.g. two_stream's flow) without allocating weights."""
   model = models.build(model_config)
   video = jax.ShapeDtypeStruct((1,) + tuple(input_shape) + (CHANNELS,), jnp.float32)
-  variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), video)
-  return model, variables, video
+  extra = {k: jax.ShapeDtypeStruct(s, jnp.float32)
+           for k, s in models.extra_input_shapes(model, video.shape).items()}
+  variables = jax.eval_shape(lambda x, kw: model.init(jax.random.key(0), x, train=False, **kw),
+                             video, extra)
+  return model, variables, video, extra
 
 
 def xla_flops(model_config: ml_collections.ConfigDict, input_shape) -> float:
   """XLA's cost analysis ('flops') of the lowered, unoptimised forward pass on one clip."""
-  model, variables, video = _abstract(model_config, input_shape)
-  forward = jax.jit(lambda v, x: model.apply(v, x, train=False))
-  return float(forward.lower(variables, video).cost_analysis()['flops'])
+  model, variables, video, extra = _abstract(model_config, input_shape)
+  forward = jax.jit(lambda v, x, kw: model.apply(v, x, train=False, **kw))
+  return float(forward.lower(variables, video, extra).cost_analysis()['flops'])
 
 
 def param_count(model_config: ml_collections.ConfigDict, input_shape) -> int:

@@ -1,6 +1,5 @@
 """The training loop: data -> train step -> metrics, checkpoints and evaluation."""
 import dataclasses
-import inspect
 import logging
 import os
 import signal
@@ -65,20 +64,19 @@ def _check_config(config, info, mesh, rules):
 
 
 def _extra_input_shapes(config, model, input_shape) -> dict:
-  """Shapes of the model's inputs besides the video, for its init: {'flow': (B, T - 1, S, S, 2)}
-  with config.dataset.flow, else {}; ValueError if the model and config.dataset.flow disagree."""
-  takes_flow = 'flow' in inspect.signature(model.__call__).parameters
+  """`models.extra_input_shapes` for the model's init; ValueError if the model and
+  config.dataset.flow disagree."""
+  extra = models.extra_input_shapes(model, input_shape)
   flow = bool(config.dataset.get('flow', False))
   name = config.model.name
-  if takes_flow and not flow:
+  if 'flow' in extra and not flow:
     raise ValueError(f"config.model.name='{name}' needs optical flow but config.dataset.flow is "
                      f"off; set --config.dataset.flow=True.")
-  if flow and not takes_flow:
+  if flow and 'flow' not in extra:
     raise ValueError(f"config.dataset.flow=True but config.model.name='{name}' takes no flow "
                      f"input; set --config.dataset.flow=False or use a model with one "
                      f"(two_stream).")
-  b, t, s = input_shape[:3]
-  return {'flow': (b, t - 1, s, s, 2)} if flow else {}
+  return extra
 
 
 def evaluate(eval_step, state, config, batch_sharding, transform=None) -> dict:
