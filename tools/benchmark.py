@@ -4,8 +4,9 @@ r"""Benchmarks whose results are committed under benchmarks/ (NAME.json + NAME.m
   python tools/benchmark.py motion_models [--models single_frame,i3d,...] [--steps N]
 
 motion_models: which models learn motion? Each tiny preset of the convolutional and recurrent
-  family (MOTION_PRESETS) is trained on synthetic_motion for the same budget (steps, batch,
-  schedule of configs/cnn/common.py's tiny versions) and evaluated on the test clips and on the
+  family (MOTION_PRESETS) is trained on synthetic_motion for the same budget (steps, batch, and
+  one optimizer for all: MOTION_OPTIMIZER's, with gradients clipped at MOTION_GRAD_CLIP so the
+  LSTM trains at that rate too) and evaluated on the test clips and on the
   same clips with every frame replaced by the middle one (tools/static_frame_probe.py): a model
   that uses motion scores well on clips and near chance on static clips; the single-frame
   baseline can only reach what one frame tells (chance 0.1). About 5-10 minutes per model on 2
@@ -57,6 +58,8 @@ MOTION_PRESETS = {
     'cnn_lstm': 'configs/cnn/cnn_lstm.py:tiny',
     'conv_gru': 'configs/cnn/conv_gru.py:tiny',
 }
+MOTION_OPTIMIZER = 'configs/cnn/i3d_r50_k400.py:tiny'  # SGD, Nesterov, lr 0.1, 300 steps.
+MOTION_GRAD_CLIP = 1.0
 _MODELS = flags.DEFINE_list('models', ['single_frame', 'i3d', 'slowfast', 'cnn_lstm'],
                             f'motion_models: which of {", ".join(MOTION_PRESETS)}.')
 _STEPS = flags.DEFINE_integer('steps', None, 'motion_models: training steps of every model '
@@ -145,10 +148,14 @@ def motion_models(workdir: str, out: str) -> dict:
   unknown = sorted(set(_MODELS.value) - set(MOTION_PRESETS))
   if unknown:
     raise app.UsageError(f'Unknown --models {unknown}; choose from {", ".join(MOTION_PRESETS)}.')
+  reference = _preset(*MOTION_OPTIMIZER.split(':'))
+  reference.optimizer.grad_clip_norm = MOTION_GRAD_CLIP
   rows = []
   for name in _MODELS.value:
-    path, _, arg = MOTION_PRESETS[name].partition(':')
-    config = _preset(path, arg)
+    config = _preset(*MOTION_PRESETS[name].split(':'))
+    config.optimizer = reference.optimizer
+    config.train.update(num_steps=reference.train.num_steps,
+                        batch_size=reference.train.batch_size)
     if _STEPS.value:
       config.train.update(num_steps=_STEPS.value, eval_every_steps=_STEPS.value)
     run_dir = os.path.join(workdir, name)
@@ -163,8 +170,13 @@ def motion_models(workdir: str, out: str) -> dict:
                      steps=config.train.num_steps, batch=config.train.batch_size,
                      top1=results['eval/top1'], top5=results['eval/top5'],
                      static_top1=static['eval/top1'], seconds=round(seconds, 1)))
+  opt = reference.optimizer
+  optimizer = (f'`{MOTION_OPTIMIZER}`: {opt.name}, momentum {opt.momentum}, Nesterov '
+               f'{opt.nesterov}, lr {opt.learning_rate} after {opt.warmup_steps} warmup steps, '
+               f'cosine decay, weight decay {opt.weight_decay}, gradients clipped at norm '
+               f'{opt.grad_clip_norm}')
   return dict(benchmark='motion_models', dataset='synthetic_motion (10 classes, chance 0.1)',
-              rows=rows, machine=_machine())
+              optimizer=optimizer, rows=rows, machine=_machine())
 
 
 def _motion_models_table(record: dict) -> str:
@@ -175,8 +187,9 @@ def _motion_models_table(record: dict) -> str:
            for r in record['rows']]
   return '\n'.join([
       '# Which models learn motion? (synthetic_motion)', '',
-      'Every model is its tiny preset, trained from scratch for the same budget; evaluated on the '
-      '1280 test clips, and on the same clips with every frame replaced by the middle one '
+      'Every model is its tiny preset, trained from scratch for the same budget and with the same '
+      f"optimizer ({record['optimizer']}); evaluated on the 1280 test clips, and on the same "
+      'clips with every frame replaced by the middle one '
       '("static clips", `tools/static_frame_probe.py`). The classes are motions, so one frame '
       'tells nothing: chance is 0.1.', '', *rows, '', f"Machine: {record['machine']}.", '',
       'Regenerate: `python tools/benchmark.py motion_models --models ' +
