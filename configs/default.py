@@ -82,8 +82,9 @@ def get_config(arg=None):
   # Start training from pretrained weights (fine-tuning); path '' = random initialisation.
   config.init_from = ml_collections.ConfigDict(dict(
       path='',  # Image ViT (HF save_pretrained dir or big_vision .npz), HF video model dir,
+                # 2D ResNet for a resnet3d (HF ResNet dir or torchvision .safetensors),
                 # or Orbax checkpoint (a workdir, or tools/convert_checkpoint.py output).
-      kernel_init='central_frame',  # Image ViT only: tubelet kernel from the 2D patch kernel,
+      kernel_init='central_frame',  # Image ViT or 2D ResNet: 3D kernels from the 2D ones,
                                     # 'central_frame' | 'average' | 'random'.
       load_head=False,  # Also copy the classifier (needs the same number of classes).
   ))

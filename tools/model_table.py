@@ -15,8 +15,9 @@ from vivit_jax.models import flops
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(REPO, 'README.md')
 START, END = '<!-- model-table:start -->', '<!-- model-table:end -->'
-# Config path[:arg] -> (model, the paper's G multiply-adds per view: ViViT Table 4, VideoMAE
-# Table 6 (K400), else None).
+# Config path[:arg] -> (model, the published G multiply-adds per view: ViViT Table 4, VideoMAE
+# Table 6 (K400), the PySlowFast model zoo (at 256 x 256 views), torchvision's video models;
+# else None).
 PRESETS = {
     'configs/vivit/b16x2_spatio_temporal.py': ('ViViT-B/16x2 Model 1, spatio-temporal', 455.2),
     'configs/vivit/b16x2_factorised_encoder.py': ('ViViT-B/16x2 Model 2, factorised encoder',
@@ -30,19 +31,32 @@ PRESETS = {
     'configs/videomae/finetune_k400.py:S': ('VideoMAE ViT-S/16, fine-tuned', 57.0),
     'configs/videomae/finetune_k400.py:B': ('VideoMAE ViT-B/16, fine-tuned', 180.0),
     'configs/videomae/finetune_k400.py:L': ('VideoMAE ViT-L/16, fine-tuned', 597.0),
+    'configs/cnn/i3d_r50_k400.py': ('I3D-R50 8x8, inflated ResNet-50', '37.5 at 256x256'),
+    'configs/cnn/i3d_r50_k400.py:nonlocal': ('I3D-R50 8x8 + non-local blocks', None),
+    'configs/cnn/slowfast_r50_k400.py': ('SlowFast-R50 8x8', '65.7 at 256x256'),
+    'configs/cnn/r2plus1d_18_k400.py': ('R(2+1)D-18', '40.5 (torchvision)'),
+    'configs/cnn/r2plus1d_18_k400.py:r3d': ('R3D-18', '40.7 (torchvision)'),
+    'configs/cnn/c3d_sports1m.py': ('C3D', None),
+    'configs/cnn/single_frame.py': ('single frame, ResNet-18', None),
+    'configs/cnn/late_fusion.py': ('late fusion (concat), ResNet-18', None),
+    'configs/cnn/early_fusion.py': ('early fusion, ResNet-18', None),
+    'configs/cnn/two_stream.py': ('two-stream (RGB + flow), ResNet-18 x 2', None),
+    'configs/cnn/cnn_lstm.py': ('CNN+LSTM (LRCN), ResNet-50', None),
+    'configs/cnn/conv_gru.py': ('GRU-RCN (ConvGRU), ResNet-18', None),
 }
 CAPTION = (
-    'Presets (Kinetics-400; each also runs at CPU size as `CONFIG:tiny`). GFLOPs per view: 10^9 '
-    'floating-point operations of one forward pass on one clip, 2 per multiply-add. The papers '
-    'count multiply-adds (called GFLOPs there): compare their numbers, in the last column, with '
-    'half of ours. XLA: the cost analysis of the lowered forward pass, which also counts '
-    'element-wise work; analytic: matrix products and convolutions only '
-    '(`vivit_jax.models.flops`). Regenerate with `python tools/model_table.py --write`.')
+    'Presets (each also runs at CPU size as `CONFIG:tiny`), at the dataset and input their config '
+    'trains on. GFLOPs per view: 10^9 floating-point operations of one forward pass on one clip, '
+    '2 per multiply-add. The papers count multiply-adds (called GFLOPs there): compare their '
+    'numbers, in the last column, with half of ours. XLA: the cost analysis of the lowered '
+    'forward pass, which also counts element-wise work and skips taps on zero padding; analytic: '
+    'matrix products and convolutions only, padding included (`vivit_jax.models.flops`). '
+    'Regenerate with `python tools/model_table.py --write`.')
 
 
 def row(path: str, model: str, paper) -> str:
-  """One markdown row: model, config, input, params (M), GFLOPs (XLA), GFLOPs (analytic), the
-  paper's G multiply-adds."""
+  """One markdown row: model, config, dataset, input, params (M), GFLOPs (XLA), GFLOPs (analytic),
+  the paper's G multiply-adds."""
   file, _, arg = path.partition(':')
   config = runpy.run_path(os.path.join(REPO, file))['get_config'](arg or None)
   ds = config.dataset
@@ -50,14 +64,14 @@ def row(path: str, model: str, paper) -> str:
   params = flops.param_count(config.model, shape) / 1e6
   xla = flops.xla_flops(config.model, shape) / 1e9
   analytic = flops.analytic_flops(config.model, shape) / 1e9
-  return (f'| {model} | `{path}` | {shape[0]}x{shape[1]}x{shape[2]} | {params:.1f} | {xla:.1f} '
-          f'| {analytic:.1f} | {paper or "-"} |')
+  return (f'| {model} | `{path}` | {ds.name} | {shape[0]}x{shape[1]}x{shape[2]} | {params:.1f} '
+          f'| {xla:.1f} | {analytic:.1f} | {paper or "-"} |')
 
 
 def table() -> str:
   """The caption and the markdown table of every preset."""
-  head = ['| model | config | input (T x H x W) | params (M) | GFLOPs/view (XLA) '
-          '| GFLOPs/view (analytic) | paper G mult-adds |', '|---|---|---|---|---|---|---|']
+  head = ['| model | config | dataset | input (T x H x W) | params (M) | GFLOPs/view (XLA) '
+          '| GFLOPs/view (analytic) | paper G mult-adds |', '|---|---|---|---|---|---|---|---|']
   return '\n'.join([CAPTION, ''] + head + [row(p, *m) for p, m in PRESETS.items()])
 
 

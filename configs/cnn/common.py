@@ -29,8 +29,11 @@ NO_CLIPPING = 1e9  # grad_clip_norm of recipes that do not clip gradients.
 
 
 def default_config():
-  """configs/default.py's get_config()."""
-  return runpy.run_path(os.path.join(_CONFIGS, 'default.py'))['get_config']()
+  """configs/default.py's get_config(), with init_from.kernel_init 'average': a 2D ResNet given as
+  config.init_from.path is inflated as I3D does (each kernel repeated over K_t, divided by K_t)."""
+  config = runpy.run_path(os.path.join(_CONFIGS, 'default.py'))['get_config']()
+  config.init_from.kernel_init = 'average'
+  return config
 
 
 def model_config(name: str, **fields) -> ml_collections.ConfigDict:
