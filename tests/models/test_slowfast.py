@@ -6,6 +6,7 @@ numpy (tests/models/test_cnn3d.py's helpers, imported).
 """
 import math
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -51,12 +52,19 @@ def test_multiply_adds_per_view(fields, expected, rel):
 
 
 def test_pathway_and_lateral_shapes():
-  """A 16 x 32 x 32 clip, alpha 4, widths 8 (slow) and 2 (fast): every pathway piece's output,
-  every lateral's kernel and fused output, the widened first convs of the slow stages, the
-  temporal kernels of every block and the head's input width (shapes only)."""
-  model = slowfast.SlowFast(num_classes=5, base_width=8, beta_inv=4, alpha=4, fusion_kernel=7)
+  """A 16 x 32 x 32 clip, alpha 4, widths 8 (slow) and 2 (fast), bfloat16 compute, a non-local
+  block: every pathway piece's output, every lateral's kernel and fused output, the widened first
+  convs of the slow stages, the temporal kernels of every block, the non-local block in the slow
+  pathway only, the head's input width, float32 logits and parameters that all carry logical
+  axis names (shapes only)."""
+  model = slowfast.SlowFast(num_classes=5, base_width=8, beta_inv=4, alpha=4, fusion_kernel=7,
+                            nonlocal_blocks=((), (1,), (), ()), dtype=jnp.bfloat16)
   video = jnp.zeros((2, 16, 32, 32, 3))
-  variables = _abstract(model, video.shape)
+  boxed = jax.eval_shape(lambda: model.init(jax.random.key(0), video, train=False))
+  leaves = jax.tree.leaves(boxed['params'], is_leaf=lambda x: isinstance(x, nn.Partitioned))
+  assert all(isinstance(p, nn.Partitioned) for p in leaves)
+  variables = nn.unbox(boxed)
+  assert {p.dtype for p in jax.tree.leaves(variables['params'])} == {jnp.dtype(jnp.float32)}
   logits, state = jax.eval_shape(lambda v: model.apply(
       v, video, train=False, mutable=['intermediates'],
       capture_intermediates=lambda m, _: isinstance(m, (slowfast.Pathway,
@@ -85,6 +93,9 @@ def test_pathway_and_lateral_shapes():
           kernels[s]] * n
       assert all(stage[f'block_{j}']['conv_b']['kernel'].shape[:3] == (1, 3, 3)
                  for j in range(n))
+  assert params['slow']['stage_2']['nonlocal_1']['conv_theta']['kernel'].shape == (
+      1, 1, 1, 64, 32)
+  assert not [k for k in params['fast']['stage_2'] if k.startswith('nonlocal')]
   assert params['slow']['stem_conv']['kernel'].shape == (1, 7, 7, 3, 8)
   assert params['fast']['stem_conv']['kernel'].shape == (5, 7, 7, 3, 2)
   assert params['head']['kernel'].shape == (256 + 64, 5) == (model.num_features, 5)

@@ -72,7 +72,7 @@ class FuseFastToSlow(nn.Module):
                     name='conv')(fast)
     y = nn.relu(resnet.batch_norm(train, dtype=self.dtype, param_dtype=self.param_dtype,
                                   name='bn')(y))
-    return jnp.concatenate([slow, y.astype(slow.dtype)], axis=-1)
+    return jnp.concatenate([slow, y], axis=-1)
 
 
 def _check_int(field: str, value, minimum: int, hint: str):
