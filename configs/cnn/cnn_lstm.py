@@ -47,19 +47,13 @@ def get_config(arg=None):
   """The preset; arg '' (LRCN-style), 'snippets' (Ng et al.), 'tiny' or 'tiny_snippets'."""
   variant, tiny = _COMMON['parse_arg'](arg, ('snippets',))
   fields = dict(VARIANTS[variant])
+  num_frames, stride = fields.pop('num_frames'), fields.pop('stride')
   config = _COMMON['default_config']()
-  config.dataset.update(name='kinetics400', num_frames=fields.pop('num_frames'),
-                        stride=fields.pop('stride'), crop_size=224, flip=True,
-                        mean=_COMMON['KINETICS_MEAN'], std=_COMMON['KINETICS_STD'],
-                        eval_clips=10, eval_crops=1)
   config.model = _COMMON['model_config']('cnn_lstm', num_classes=400, depth=50, base_width=64,
                                          zero_init_residual=True, feature_dropout_rate=0.5,
                                          dropout_rate=0.0, **fields)
-  steps_per_epoch = _COMMON['KINETICS400_TRAIN_CLIPS'] // BATCH_SIZE
-  _COMMON['set_sgd'](config, learning_rate=0.05, epochs=EPOCHS, warmup_epochs=WARMUP_EPOCHS,
-                     steps_per_epoch=steps_per_epoch, momentum=0.9, nesterov=False,
-                     weight_decay=1e-4, grad_clip_norm=1.0)
-  config.train.update(batch_size=BATCH_SIZE, eval_batch_size=BATCH_SIZE, label_smoothing=0.0,
-                      log_every_steps=100, eval_every_steps=5 * steps_per_epoch)
-  config.checkpoint.every_steps = 2000
+  _COMMON['kinetics_sgd'](config, num_frames=num_frames, stride=stride, batch_size=BATCH_SIZE,
+                          learning_rate=0.05, epochs=EPOCHS, warmup_epochs=WARMUP_EPOCHS,
+                          nesterov=False, eval_crops=1, grad_clip_norm=1.0,
+                          eval_every_epochs=5)
   return _COMMON['tiny'](config) if tiny else config

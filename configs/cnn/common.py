@@ -53,6 +53,26 @@ def set_sgd(config, *, learning_rate: float, epochs: float, warmup_epochs: float
   config.train.num_steps = int(epochs * steps_per_epoch)
 
 
+def kinetics_sgd(config, *, num_frames: int, stride: int, batch_size: int, learning_rate: float,
+                 epochs: int, warmup_epochs: int, nesterov: bool, crop_size: int = 224,
+                 eval_crops: int = 3, grad_clip_norm: float = NO_CLIPPING,
+                 eval_every_epochs: int = 10):
+  """The Kinetics-400 training shared by the 3D-CNN presets: `num_frames` at `stride`, crops of
+  `crop_size`, horizontal flip, mean/std 0.45/0.225 (PySlowFast), 10 clips x `eval_crops` crops at
+  test; SGD momentum 0.9 (`nesterov`), weight decay 1e-4, `warmup_epochs` then cosine over
+  `epochs` at `batch_size`, no label smoothing; an evaluation every `eval_every_epochs`."""
+  config.dataset.update(name='kinetics400', num_frames=num_frames, stride=stride,
+                        crop_size=crop_size, flip=True, mean=KINETICS_MEAN, std=KINETICS_STD,
+                        eval_clips=10, eval_crops=eval_crops)
+  steps_per_epoch = KINETICS400_TRAIN_CLIPS // batch_size
+  set_sgd(config, learning_rate=learning_rate, epochs=epochs, warmup_epochs=warmup_epochs,
+          steps_per_epoch=steps_per_epoch, momentum=0.9, nesterov=nesterov, weight_decay=1e-4,
+          grad_clip_norm=grad_clip_norm)
+  config.train.update(batch_size=batch_size, eval_batch_size=batch_size, label_smoothing=0.0,
+                      log_every_steps=100, eval_every_steps=eval_every_epochs * steps_per_epoch)
+  config.checkpoint.every_steps = 2000
+
+
 def parse_arg(arg, variants=()) -> tuple[str, bool]:
   """Preset argument -> (variant, tiny): '' or None -> ('', False), 'tiny' -> ('', True),
   V -> (V, False), 'tiny_V' -> (V, True) for V in `variants`."""

@@ -41,19 +41,12 @@ def get_config(arg=None):
   """The preset; arg '' (I3D), 'nonlocal' (I3D NLN), 'tiny' or 'tiny_nonlocal' (CPU size)."""
   variant, tiny = _COMMON['parse_arg'](arg, ('nonlocal',))
   config = _COMMON['default_config']()
-  config.dataset.update(name='kinetics400', num_frames=8, stride=8, crop_size=224, flip=True,
-                        mean=_COMMON['KINETICS_MEAN'], std=_COMMON['KINETICS_STD'],
-                        eval_clips=10, eval_crops=3)
   config.model = _COMMON['model_config'](
       'resnet3d', num_classes=400, depth=50, base_width=64, temporal_kernels=TEMPORAL_KERNELS,
       stem_temporal_kernel=5, temporal_pool=2,
       nonlocal_blocks=NONLOCAL_BLOCKS if variant == 'nonlocal' else ((), (), (), ()),
       nonlocal_pool=(1, 2, 2), zero_init_residual=True, dropout_rate=0.5)
-  steps_per_epoch = _COMMON['KINETICS400_TRAIN_CLIPS'] // BATCH_SIZE
-  _COMMON['set_sgd'](config, learning_rate=0.1, epochs=EPOCHS, warmup_epochs=WARMUP_EPOCHS,
-                     steps_per_epoch=steps_per_epoch, momentum=0.9, nesterov=True,
-                     weight_decay=1e-4, grad_clip_norm=_COMMON['NO_CLIPPING'])
-  config.train.update(batch_size=BATCH_SIZE, eval_batch_size=BATCH_SIZE, label_smoothing=0.0,
-                      log_every_steps=100, eval_every_steps=10 * steps_per_epoch)
-  config.checkpoint.every_steps = 2000
+  _COMMON['kinetics_sgd'](config, num_frames=8, stride=8, batch_size=BATCH_SIZE,
+                          learning_rate=0.1, epochs=EPOCHS, warmup_epochs=WARMUP_EPOCHS,
+                          nesterov=True)
   return _COMMON['tiny'](config) if tiny else config

@@ -35,17 +35,11 @@ def get_config(arg=None):
   """The preset; arg '' (R(2+1)D-18), 'r3d' (R3D-18), 'tiny' or 'tiny_r3d' (CPU size)."""
   variant, tiny = _COMMON['parse_arg'](arg, ('r3d',))
   config = _COMMON['default_config']()
-  config.dataset.update(name='kinetics400', num_frames=16, stride=2, crop_size=112, flip=True,
-                        mean=_COMMON['KINETICS_MEAN'], std=_COMMON['KINETICS_STD'],
-                        eval_clips=10, eval_crops=1)
   config.model = _COMMON['model_config']('r2plus1d', num_classes=400, depth=18, base_width=64,
                                          factorised=variant != 'r3d', zero_init_residual=False,
                                          dropout_rate=0.0)
-  steps_per_epoch = _COMMON['KINETICS400_TRAIN_CLIPS'] // BATCH_SIZE
-  _COMMON['set_sgd'](config, learning_rate=0.025, epochs=EPOCHS, warmup_epochs=WARMUP_EPOCHS,
-                     steps_per_epoch=steps_per_epoch, momentum=0.9, nesterov=False,
-                     weight_decay=1e-4, grad_clip_norm=_COMMON['NO_CLIPPING'])
-  config.train.update(batch_size=BATCH_SIZE, eval_batch_size=BATCH_SIZE, label_smoothing=0.0,
-                      log_every_steps=100, eval_every_steps=5 * steps_per_epoch)
-  config.checkpoint.every_steps = 2000
+  _COMMON['kinetics_sgd'](config, num_frames=16, stride=2, crop_size=112,
+                          batch_size=BATCH_SIZE, learning_rate=0.025, epochs=EPOCHS,
+                          warmup_epochs=WARMUP_EPOCHS, nesterov=False, eval_crops=1,
+                          eval_every_epochs=5)
   return _COMMON['tiny'](config) if tiny else config

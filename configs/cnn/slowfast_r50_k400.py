@@ -46,20 +46,13 @@ def get_config(arg=None):
   """The preset; arg '' (SlowFast-R50 8x8) or 'tiny' (CPU size)."""
   _, tiny = _COMMON['parse_arg'](arg)
   config = _COMMON['default_config']()
-  config.dataset.update(name='kinetics400', num_frames=32, stride=2, crop_size=224, flip=True,
-                        mean=_COMMON['KINETICS_MEAN'], std=_COMMON['KINETICS_STD'],
-                        eval_clips=10, eval_crops=3)
   config.model = _COMMON['model_config'](
       'slowfast', num_classes=400, depth=50, base_width=64, alpha=4, beta_inv=8, fusion_kernel=7,
       fusion_conv_channel_ratio=2, nonlocal_blocks=((), (), (), ()), nonlocal_pool=(1, 2, 2),
       zero_init_residual=True, dropout_rate=0.5)
-  steps_per_epoch = _COMMON['KINETICS400_TRAIN_CLIPS'] // BATCH_SIZE
-  _COMMON['set_sgd'](config, learning_rate=0.1, epochs=EPOCHS, warmup_epochs=WARMUP_EPOCHS,
-                     steps_per_epoch=steps_per_epoch, momentum=0.9, nesterov=True,
-                     weight_decay=1e-4, grad_clip_norm=_COMMON['NO_CLIPPING'])
-  config.train.update(batch_size=BATCH_SIZE, eval_batch_size=BATCH_SIZE, label_smoothing=0.0,
-                      log_every_steps=100, eval_every_steps=10 * steps_per_epoch)
-  config.checkpoint.every_steps = 2000
+  _COMMON['kinetics_sgd'](config, num_frames=32, stride=2, batch_size=BATCH_SIZE,
+                          learning_rate=0.1, epochs=EPOCHS, warmup_epochs=WARMUP_EPOCHS,
+                          nesterov=True)
   if tiny:
     return _COMMON['tiny'](config, num_frames=16, stride=1, crop_size=28,
                            beta_inv=TINY_BETA_INV)
