@@ -10,9 +10,8 @@ Model (vivit_jax/models/fusion.py EarlyFusion): clips (B, 10, H, W, 3) -> (B, H,
 ResNet's 7 x 7 stem kernel has 30 input channels (the paper's first layer: 11 x 11 x 3 x 10
 filters over T = 10 frames, about a third of a second). Published video hit@1 on Sports-1M: 57.7%
 (single frame 59.3%).
-Tiny: 8 frames at stride 2 stacked into 24 channels. Measured: at the paper's lr 1e-3 it stays
-near chance in 300 steps (test top-1 0.11, loss 2.298), ~1.5 min on 2 busy CPU cores; a higher
-tiny lr is untried (the tiny two-stream, at 1e-2, reaches 0.84).
+Tiny: 8 frames at stride 2 stacked into 24 channels, lr 0.1 (see configs/cnn/single_frame.py);
+test top-1 0.98 in benchmarks/motion_models.md, ~1.5 min on 2 busy CPU cores.
 """
 import os
 import runpy

@@ -151,7 +151,8 @@ def test_presets(path):
       name='sgd', learning_rate=1e-3, end_learning_rate=0.0, warmup_steps=0, momentum=0.9,
       nesterov=False, weight_decay=5e-4, grad_clip_norm=1e9)
   assert (full.dataset.crop_size, full.dataset.stride, full.dataset.eval_clips) == (170, 1, 20)
-  assert tiny.optimizer.to_dict() == dict(full.optimizer.to_dict(), warmup_steps=60)
+  assert tiny.optimizer.to_dict() == dict(full.optimizer.to_dict(), warmup_steps=60,
+                                          learning_rate=0.1)
   assert (tiny.dataset.name, tiny.dataset.num_frames, tiny.model.num_classes,
           tiny.model.base_width, tiny.train.num_steps) == ('synthetic_motion', 8, 10, 8, 300)
   for key in set(full.model) - {'num_classes', 'base_width', 'hidden_width', 'dtype'}:
