@@ -16,10 +16,9 @@ import ml_collections
 import numpy as np
 import pytest
 
-from tests.helpers import REPO
-from vivit_jax import data, models
+from tests.helpers import REPO, train_one_step
+from vivit_jax import models
 from vivit_jax.models import c3d, flops, r2plus1d, resnet
-from vivit_jax.train import loop, sharding, step
 
 I3D_KERNELS = ((3,), (3, 1), (3, 1), (1, 3))
 PRESETS = ('configs/cnn/i3d_r50_k400.py', 'configs/cnn/c3d_sports1m.py',
@@ -54,6 +53,18 @@ def _random_variables(model, shape, seed=0, scale=0.3):
     return jnp.asarray(value, x.dtype)
 
   return jax.tree_util.tree_map_with_path(fill, _abstract(model, shape))
+
+
+def _check_tiny_preset_runs(path: str, tiny):
+  """The tiny config's model gives (2, 10) float32 logits on two of its clips (shapes only), and
+  an unknown preset argument of `path` is refused."""
+  ds, small = tiny.dataset, models.build(tiny.model)
+  shape = (2, ds.num_frames, ds.crop_size, ds.crop_size, 3)
+  logits = jax.eval_shape(lambda v: small.apply(v, jnp.zeros(shape), train=False),
+                          _abstract(small, shape))
+  assert (logits.shape, logits.dtype) == ((2, 10), jnp.float32)
+  with pytest.raises(ValueError, match="Unknown preset argument 'huge'"):
+    _preset(path, 'huge')
 
 
 def _video(shape, seed=1):
@@ -348,13 +359,7 @@ def test_preset_structure_and_tiny_version(path):
     assert (model.depth, model.factorised) == (18, True)
     assert not models.build(_preset(path, 'r3d').model).factorised
     assert (full.dataset.num_frames, full.dataset.crop_size) == (16, 112)
-  ds, small = tiny.dataset, models.build(tiny.model)
-  shape = (2, ds.num_frames, ds.crop_size, ds.crop_size, 3)
-  logits = jax.eval_shape(lambda v: small.apply(v, jnp.zeros(shape), train=False),
-                          _abstract(small, shape))
-  assert (logits.shape, logits.dtype) == ((2, 10), jnp.float32)
-  with pytest.raises(ValueError, match="Unknown preset argument 'huge'"):
-    _preset(path, 'huge')
+  _check_tiny_preset_runs(path, tiny)
 
 
 def test_tiny_preset_trains(synthetic_data_dir, tmp_path):
@@ -364,10 +369,8 @@ def test_tiny_preset_trains(synthetic_data_dir, tmp_path):
   config = _preset('configs/cnn/i3d_r50_k400.py', 'tiny')
   config.dataset.data_dir = synthetic_data_dir
   config.model.update(depth=10, nonlocal_blocks=((), (0,), (), ()))
-  config.train.batch_size = 16
-  exp = loop.setup(config, str(tmp_path))
-  exp.ckpt.close()
-  params = jax.device_get(exp.state.params)
+  _, initial, state, metrics = train_one_step(config, str(tmp_path))
+  params = initial.params
   for s in range(1, 5):
     assert not np.any(params[f'stage_{s}']['block_0']['bn_b']['scale'])
     assert np.all(params[f'stage_{s}']['block_0']['bn_a']['scale'] == 1)
@@ -378,11 +381,7 @@ def test_tiny_preset_trains(synthetic_data_dir, tmp_path):
   assert params['stem_conv']['kernel'].shape == (5, 7, 7, 3, 8)
   np.testing.assert_allclose(np.std(params['stem_conv']['kernel']), np.sqrt(2 / (5 * 49 * 8)),
                              rtol=0.1)  # He normal, fan-out.
-  before = jax.device_get(exp.state.batch_stats)
-  train_step = step.make_train_step(exp.model, exp.task, exp.tx, exp.schedule, seed=config.seed,
-                                    **exp.step_kwargs())
-  batch = next(data.make_train_iterator(config.dataset, global_batch_size=16, seed=0))
-  state, metrics = train_step(exp.state, sharding.put_batch(batch, exp.batch_sharding))
+  before = initial.batch_stats
   assert int(state.step) == 1 and float(metrics['finite']) == 1.0
   assert float(metrics['loss_sum'] / metrics['count']) == pytest.approx(math.log(10), rel=1e-5)
   after = jax.device_get(state.batch_stats)

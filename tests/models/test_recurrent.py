@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from tests.helpers import train_one_step
-from tests.models.test_cnn3d import _abstract, _num_params, _preset, _random_variables, _video
+from tests.models.test_cnn3d import (_abstract, _check_tiny_preset_runs, _num_params, _preset,
+                                     _random_variables, _video)
 from vivit_jax import models
 from vivit_jax.models import recurrent, resnet
 
@@ -234,13 +235,7 @@ def test_preset_tiny_versions(path):
     assert tuple(tiny.model.hidden_widths) == (8, 16, 32, 64)
   else:
     assert _preset(path, 'tiny_snippets').model.num_lstm_layers == 5
-  ds, small = tiny.dataset, models.build(tiny.model)
-  shape = (2, ds.num_frames, ds.crop_size, ds.crop_size, 3)
-  logits = jax.eval_shape(lambda v: small.apply(v, jnp.zeros(shape), train=False),
-                          _abstract(small, shape))
-  assert (logits.shape, logits.dtype) == ((2, 10), jnp.float32)
-  with pytest.raises(ValueError, match="Unknown preset argument 'huge'"):
-    _preset(path, 'huge')
+  _check_tiny_preset_runs(path, tiny)
 
 
 @pytest.mark.parametrize('path', PRESETS)

@@ -13,11 +13,11 @@ import ml_collections
 import numpy as np
 import pytest
 
-from tests.models.test_cnn3d import (_abstract, _conv_macs, _num_params, _preset,
-                                     _random_variables, _train_and_eval, _video)
-from vivit_jax import data, models
+from tests.helpers import train_one_step
+from tests.models.test_cnn3d import (_abstract, _check_tiny_preset_runs, _conv_macs, _num_params,
+                                     _preset, _random_variables, _train_and_eval, _video)
+from vivit_jax import models
 from vivit_jax.models import resnet, slowfast
-from vivit_jax.train import loop, sharding, step
 
 PRESET = 'configs/cnn/slowfast_r50_k400.py'
 SF_4X16 = dict(num_classes=400, alpha=8, fusion_kernel=5)  # SLOWFAST_4x16_R50 (the defaults).
@@ -218,13 +218,7 @@ def test_preset_and_tiny_version():
   assert (tiny.model.base_width, tiny.model.beta_inv, tiny.model.num_classes) == (8, 4, 10)
   ds = tiny.dataset
   assert (ds.name, ds.num_frames, ds.stride, ds.crop_size) == ('synthetic_motion', 16, 1, 28)
-  small = models.build(tiny.model)
-  shape = (2, ds.num_frames, ds.crop_size, ds.crop_size, 3)
-  logits = jax.eval_shape(lambda v: small.apply(v, jnp.zeros(shape), train=False),
-                          _abstract(small, shape))
-  assert (logits.shape, logits.dtype) == ((2, 10), jnp.float32)
-  with pytest.raises(ValueError, match="Unknown preset argument 'huge'"):
-    _preset(PRESET, 'huge')
+  _check_tiny_preset_runs(PRESET, tiny)
 
 
 def test_tiny_preset_trains(synthetic_data_dir, tmp_path):
@@ -234,20 +228,14 @@ def test_tiny_preset_trains(synthetic_data_dir, tmp_path):
   config = _preset(PRESET, 'tiny')
   config.dataset.data_dir = synthetic_data_dir
   config.model.depth = 10
-  config.train.batch_size = 16
-  exp = loop.setup(config, str(tmp_path))
-  exp.ckpt.close()
-  params = jax.device_get(exp.state.params)
+  _, initial, state, metrics = train_one_step(config, str(tmp_path))
+  params = initial.params
   for pathway in ('slow', 'fast'):
     for s in range(1, 5):
       assert not np.any(params[pathway][f'stage_{s}']['block_0']['bn_b']['scale'])
   assert not np.any(params['head']['kernel'])
   assert params['fuse_0']['conv']['kernel'].shape == (7, 1, 1, 2, 4)
-  before = jax.device_get(exp.state.batch_stats)
-  train_step = step.make_train_step(exp.model, exp.task, exp.tx, exp.schedule, seed=config.seed,
-                                    **exp.step_kwargs())
-  batch = next(data.make_train_iterator(config.dataset, global_batch_size=16, seed=0))
-  state, metrics = train_step(exp.state, sharding.put_batch(batch, exp.batch_sharding))
+  before = initial.batch_stats
   assert int(state.step) == 1 and float(metrics['finite']) == 1.0
   assert float(metrics['loss_sum'] / metrics['count']) == pytest.approx(math.log(10), rel=1e-5)
   after = jax.device_get(state.batch_stats)
