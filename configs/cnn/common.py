@@ -102,3 +102,12 @@ def tiny(config, *, num_frames: int = 8, stride: int = 2, crop_size: int = 28, *
   config.init_from.path = ''
   config.model.update(num_classes=10, base_width=TINY_BASE_WIDTH, dtype='float32', **model)
   return config
+
+
+def tiny_adamw(config):
+  """`config` (a tiny version) trained with configs/default.py's AdamW (peak lr 2e-3, weight decay
+  0.05, gradients clipped at norm 1) after TINY_WARMUP_STEPS: the recurrent nets' tiny versions,
+  which stay at chance in TINY_STEPS steps of SGD."""
+  config.optimizer = default_config().optimizer
+  config.optimizer.warmup_steps = TINY_WARMUP_STEPS
+  return config

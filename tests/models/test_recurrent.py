@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import train_one_step
+from tests.helpers import load_config, train_one_step
 from tests.models.test_cnn3d import (_abstract, _check_tiny_preset_runs, _num_params, _preset,
                                      _random_variables, _video)
 from vivit_jax import models
@@ -223,17 +223,19 @@ def test_preset_models():
 
 @pytest.mark.parametrize('path', PRESETS)
 def test_preset_tiny_versions(path):
-  """The tiny version keeps every model field but the sizes; SGD kind and peak rate kept."""
+  """The tiny version keeps every model field but the sizes (and cnn_lstm's readout, 'last') and
+  trains with configs/default.py's AdamW; the full presets use SGD."""
   full, tiny = _preset(path), _preset(path, 'tiny')
-  assert tiny.optimizer.to_dict() == dict(full.optimizer.to_dict(), warmup_steps=60)
+  assert tiny.optimizer.to_dict() == dict(load_config().optimizer.to_dict(), warmup_steps=60)
   assert (full.optimizer.name, full.optimizer.momentum) == ('sgd', 0.9)
   assert (tiny.dataset.name, tiny.model.num_classes, tiny.model.base_width, tiny.model.dtype,
           tiny.train.num_steps) == ('synthetic_motion', 10, 8, 'float32', 300)
-  for key in set(full.model) - {'num_classes', 'base_width', 'hidden_widths', 'dtype'}:
+  for key in set(full.model) - {'num_classes', 'base_width', 'hidden_widths', 'dtype', 'readout'}:
     assert tiny.model[key] == full.model[key], key
   if 'conv_gru' in path:
     assert tuple(tiny.model.hidden_widths) == (8, 16, 32, 64)
   else:
+    assert (full.model.readout, tiny.model.readout) == ('mean', 'last')
     assert _preset(path, 'tiny_snippets').model.num_lstm_layers == 5
   _check_tiny_preset_runs(path, tiny)
 
