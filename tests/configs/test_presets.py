@@ -27,6 +27,10 @@ WIDTHS = {'B': 768, 'L': 1024}
 PRESETS = [f'configs/vivit/{name}.py' for name in VIVIT] + ['configs/timesformer/base_8x224.py']
 VIDEOMAE = [f'configs/videomae/{stage}_{dataset}.py' for stage in ('pretrain', 'finetune')
             for dataset in ('k400', 'ssv2')]
+# The convolutional and recurrent presets, tested with their models in tests/models/.
+CNN = [f'configs/cnn/{name}.py' for name in (
+    'c3d_sports1m', 'cnn_lstm', 'conv_gru', 'early_fusion', 'i3d_r50_k400', 'late_fusion',
+    'r2plus1d_18_k400', 'single_frame', 'slowfast_r50_k400', 'two_stream')]
 
 
 def _preset(path: str, arg=None) -> ml_collections.ConfigDict:
@@ -35,7 +39,7 @@ def _preset(path: str, arg=None) -> ml_collections.ConfigDict:
 
 def test_every_preset_file_is_listed():
   found = {os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, 'configs/*/*.py'))}
-  assert {p for p in found if not p.endswith('/common.py')} == set(PRESETS + VIDEOMAE)
+  assert {p for p in found if not p.endswith('/common.py')} == set(PRESETS + VIDEOMAE + CNN)
 
 
 @pytest.mark.parametrize('name', VIVIT)
