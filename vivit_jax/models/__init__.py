@@ -65,11 +65,19 @@ def build(model_config: ml_collections.ConfigDict) -> nn.Module:
   return cls(**kwargs)
 
 
+EXTRA_INPUTS = ('flow',)  # Batch keys a model may take besides the video, by keyword.
+
+
+def extra_inputs(model: nn.Module) -> tuple[str, ...]:
+  """The batch keys of EXTRA_INPUTS that `model.__call__` takes (two_stream: ('flow',)); the
+  train and eval steps pass them from the batch."""
+  parameters = inspect.signature(model.__call__).parameters
+  return tuple(name for name in EXTRA_INPUTS if name in parameters)
+
+
 def extra_input_shapes(model: nn.Module, video_shape) -> dict[str, tuple[int, ...]]:
-  """Shapes of the model's inputs besides a video of `video_shape` (B, T, H, W, C), by keyword:
-  {'flow': (B, T - 1, H, W, 2)} for a model whose __call__ takes optical flow (two_stream),
-  else {}."""
-  if 'flow' not in inspect.signature(model.__call__).parameters:
-    return {}
+  """Shapes of `extra_inputs(model)` for a video of `video_shape` (B, T, H, W, C): 'flow'
+  (B, T - 1, H, W, 2)."""
   b, t, h, w = video_shape[:4]
-  return {'flow': (b, t - 1, h, w, 2)}
+  shapes = {'flow': (b, t - 1, h, w, 2)}
+  return {name: shapes[name] for name in extra_inputs(model)}

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from vivit_jax import models
 from vivit_jax.train.state import TrainState
 
 RNG_STREAMS = ('dropout', 'drop_path', 'masking', 'augment')  # 'augment': task.prepare.
@@ -12,6 +13,12 @@ EVAL_MASKING_SEED = 0  # Masks drawn in evaluation (masked video modeling) are f
 
 def _variables(params, batch_stats):
   return {'params': params, **({'batch_stats': batch_stats} if batch_stats else {})}
+
+
+def _model_kwargs(model: nn.Module, task, batch) -> dict:
+  """Keyword arguments of `model.apply` besides the video: the task's, and the batch's entries
+  the model takes (`models.extra_inputs`, e.g. two_stream's 'flow'); other keys are ignored."""
+  return {**task.model_kwargs(batch), **{k: batch[k] for k in models.extra_inputs(model)}}
 
 
 def _all_finite(tree) -> jax.Array:
@@ -23,7 +30,8 @@ def make_train_step(model: nn.Module, task, tx: optax.GradientTransformation, sc
   """Returns jitted `(state, batch) -> (state, metrics)`; the state is donated.
 
   The batch is {'video': (B, T, H, W, C), 'label': (B,), ...} sharded by `batch_sharding`; the
-  task augments it (`task.prepare`), adds model arguments and computes the loss.
+  task augments it (`task.prepare`), adds model arguments and computes the loss; batch entries
+  the model takes by keyword (e.g. 'flow') are passed on.
   A step whose loss or gradients are not finite leaves the state untouched and reports
   `finite = 0`, so the loop can stop with the last good state.
   """
@@ -37,7 +45,7 @@ def make_train_step(model: nn.Module, task, tx: optax.GradientTransformation, sc
     def loss_fn(params):
       outputs, mutated = model.apply(_variables(params, state.batch_stats), batch['video'],
                                      train=True, rngs=rngs, mutable=['batch_stats'],
-                                     **task.model_kwargs(batch))
+                                     **_model_kwargs(model, task, batch))
       loss, metrics = task.loss(outputs, batch)
       return loss, (metrics, mutated.get('batch_stats', state.batch_stats))
 
@@ -64,7 +72,7 @@ def make_eval_step(model: nn.Module, task, *, mesh, rules, state_shardings, batc
   def step(state: TrainState, batch):
     outputs = model.apply(_variables(state.params, state.batch_stats), batch['video'],
                           train=False, rngs={'masking': jax.random.key(EVAL_MASKING_SEED)},
-                          **task.model_kwargs(batch))
+                          **_model_kwargs(model, task, batch))
     return task.eval_outputs(outputs, batch)
 
   replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())

@@ -94,8 +94,7 @@ class ViewAverager:
 class Classification:
   """Softmax cross-entropy with label smoothing and optional Mixup/CutMix; top-1 / top-5.
 
-  Batch: {'video': (B, T, H, W, C), 'label': int (B,), optional 'mask': (B,) padding weights,
-  optional 'flow': (B, T - 1, H, W, 2) optical flow, passed to the model as `flow=`};
+  Batch: {'video': (B, T, H, W, C), 'label': int (B,), optional 'mask': (B,) padding weights};
   evaluation batches also carry 'video_id' (B,): views of one video are averaged.
   """
 
@@ -115,8 +114,8 @@ class Classification:
     return {**batch, 'video': video, 'targets': targets}
 
   def model_kwargs(self, batch):
-    """{'flow': the batch's optical flow} if it has one (config.dataset.flow), else {}."""
-    return {'flow': batch['flow']} if 'flow' in batch else {}
+    del batch
+    return {}
 
   def loss(self, logits, batch):
     """Returns (mean loss, metric sums): `*_sum` weighted by the mask, `count` its sum."""
