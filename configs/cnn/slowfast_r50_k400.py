@@ -29,9 +29,8 @@ Tiny: depth 50 at base_width 8 on synthetic_motion clips of all 16 frames (strid
 alpha 4 as here (the slow pathway sees 4 frames), beta_inv 4 (a fast width of 2: at 1/8 the fast
 stem would have one channel), 300 steps. Measured: ~8.5 clips/s (7.5 s per 64-clip step) on 2
 busy CPU cores after a ~6 min compile, so the 300 steps take ~45 min; a 40-step smoke run through
-main ended at chance (top-1 0.10, still in warmup); the 300-step accuracy is not measured yet.
-benchmarks/motion_models.md: test top-1 0.95 after 300 steps (0.10 on static clips), ~29 min
-on 2 busy CPU cores.
+main ended at chance (top-1 0.10, still in warmup). benchmarks/motion_models.md: test top-1 0.95
+after 300 steps (0.10 on static clips), ~29 min on 2 busy CPU cores.
 """
 import os
 import runpy
