@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vivit_jax.models import resnet
-from vivit_jax.models.layers import partitioned
+from vivit_jax.models.layers import check_positive_int, partitioned
 
 FUSIONS = ('concat', 'pool')
 
@@ -50,10 +50,9 @@ class FrameResNet(resnet._ResNet):  # pylint: disable=protected-access
   """ResNet2D's fields (num_classes >= 1 here) for models made of 2D ResNets on frames."""
 
   def __post_init__(self):
-    if not isinstance(self.num_classes, int) or self.num_classes < 1:
-      raise ValueError(f'config.model.num_classes={self.num_classes!r} must be a positive int '
-                       f'for {type(self).__name__} (it fuses class scores or heads a fused '
-                       f'feature).')
+    check_positive_int('num_classes', self.num_classes,
+                       f'for {type(self).__name__}: it fuses class scores or heads a fused '
+                       f'feature')
     super().__post_init__()
 
   def resnet2d(self, num_classes: int, name: str) -> resnet.ResNet2D:

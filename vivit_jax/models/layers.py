@@ -57,6 +57,13 @@ def check_choices(model: str, choices: Sequence[tuple[str, Any, Sequence[Any]]])
                        f"supported: {', '.join(map(str, allowed))}")
 
 
+def check_positive_int(field: str, value: Any, hint: str):
+  """ValueError 'config.model.FIELD=VALUE must be a positive int (HINT).' unless `value` is an int
+  >= 1 (bools refused)."""
+  if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+    raise ValueError(f'config.model.{field}={value!r} must be a positive int ({hint}).')
+
+
 def constrain_residual(x: jax.Array) -> jax.Array:
   """Shards tokens (B, N, D) as ('batch', 'length', 'embed')."""
   return nn.with_logical_constraint(x, RESIDUAL_AXES)

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from vivit_jax.models import resnet
-from vivit_jax.models.layers import Dtype
+from vivit_jax.models.layers import Dtype, check_positive_int
 
 DEPTHS = {d: resnet.DEPTHS[d] for d in (18, 34)}  # Basic-block ResNets.
 STEM_MID_WIDTH = 45  # The (2+1)D stem's M at base_width 64 (VMZ, torchvision).
@@ -97,13 +97,9 @@ class R2Plus1D(nn.Module):
   def __post_init__(self):
     if self.depth not in DEPTHS:
       raise ValueError(f'config.model.depth={self.depth} is not an R(2+1)D depth; use 18 or 34.')
-    if not isinstance(self.base_width, int) or self.base_width < 1:
-      raise ValueError(f'config.model.base_width={self.base_width!r} must be a positive int '
-                       f'(64 in the paper).')
-    if self.stem_mid_width is not None and (not isinstance(self.stem_mid_width, int)
-                                            or self.stem_mid_width < 1):
-      raise ValueError(f'config.model.stem_mid_width={self.stem_mid_width!r} must be a positive '
-                       f'int, or None for 45 * base_width / 64.')
+    check_positive_int('base_width', self.base_width, '64 in the paper')
+    if self.stem_mid_width is not None:
+      check_positive_int('stem_mid_width', self.stem_mid_width, 'or None for 45 * base_width / 64')
     super().__post_init__()
 
   @nn.compact

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from vivit_jax.models import resnet
-from vivit_jax.models.layers import Dtype, partitioned
+from vivit_jax.models.layers import Dtype, check_positive_int, partitioned
 
 READOUTS = ('last', 'mean')
 # Flax's recurrent-cell defaults (LeCun normal inputs, orthogonal recurrence), with logical names.
@@ -92,11 +92,6 @@ class ConvGRUCell(nn.Module):
     return h, h
 
 
-def _check_positive_int(field: str, value, hint: str):
-  if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-    raise ValueError(f'config.model.{field}={value!r} must be a positive int ({hint}).')
-
-
 class _FrameResNet(resnet._ResNet):  # pylint: disable=protected-access
   """A 2D ResNet trunk applied to every frame (the fields of resnet._ResNet)."""
 
@@ -129,8 +124,8 @@ class CNNLSTM(_FrameResNet):
 
   def __post_init__(self):
     super().__post_init__()
-    _check_positive_int('lstm_width', self.lstm_width, 'LSTM units, e.g. 256')
-    _check_positive_int('num_lstm_layers', self.num_lstm_layers, 'stacked LSTMs, e.g. 1')
+    check_positive_int('lstm_width', self.lstm_width, 'LSTM units, e.g. 256')
+    check_positive_int('num_lstm_layers', self.num_lstm_layers, 'stacked LSTMs, e.g. 1')
     if self.readout not in READOUTS:
       raise ValueError(f"config.model.readout='{self.readout}' is not a readout; use 'last' "
                        f"(the last step's logits) or 'mean' (per-step logits averaged).")
@@ -194,7 +189,7 @@ class ConvGRU(_FrameResNet):
       raise ValueError(f'config.model.hidden_widths={self.hidden_widths!r} needs one width per '
                        f'level of config.model.levels={self.levels!r}.')
     for i, width in enumerate(self.hidden_widths):
-      _check_positive_int(f'hidden_widths[{i}]', width, 'ConvGRU channels')
+      check_positive_int(f'hidden_widths[{i}]', width, 'ConvGRU channels')
     resnet._check_positive_odd('kernel_size', self.kernel_size,  # pylint: disable=protected-access
                                'the ConvGRU kernel')
 

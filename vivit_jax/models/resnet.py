@@ -35,7 +35,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vivit_jax.models.layers import Dtype, partitioned
+from vivit_jax.models.layers import Dtype, check_positive_int, partitioned
 
 BN_MOMENTUM = 0.9  # Flax's momentum: running = 0.9 running + 0.1 batch (PyTorch momentum 0.1).
 BN_EPSILON = 1e-5
@@ -264,9 +264,7 @@ class _ResNet(nn.Module):
     if self.depth not in DEPTHS:
       raise ValueError(f'config.model.depth={self.depth} is not a ResNet depth; use one of '
                        f'{", ".join(map(str, DEPTHS))}.')
-    if not isinstance(self.base_width, int) or self.base_width < 1:
-      raise ValueError(f'config.model.base_width={self.base_width!r} must be a positive int '
-                       f'(64 for the standard ResNets).')
+    check_positive_int('base_width', self.base_width, '64 for the standard ResNets')
     super().__post_init__()
 
   @property
