@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from vivit_jax.models import resnet
-from vivit_jax.models.layers import Dtype, check_positive_int, partitioned
+from vivit_jax.models.layers import Dtype, check_positive_int, check_video, partitioned
 
 # (name, conv width in units of base_width) or (name, (pool window = stride), padding).
 LAYERS = (
@@ -72,8 +72,7 @@ class C3D(nn.Module):
 
   @nn.compact
   def __call__(self, video: jax.Array, *, train: bool) -> jax.Array:
-    if video.ndim != 5:
-      raise ValueError(f'C3D takes videos (B, T, H, W, C), got shape {video.shape}.')
+    check_video(video, 'C3D')
     x = video
     for name, *spec in LAYERS:
       if name.startswith('conv'):

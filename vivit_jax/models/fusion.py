@@ -22,15 +22,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from vivit_jax.models import resnet
-from vivit_jax.models.layers import check_positive_int, partitioned
+from vivit_jax.models.layers import check_positive_int, check_video, partitioned
 
 FUSIONS = ('concat', 'pool')
-
-
-def check_video(video: jax.Array, model: str):
-  """ValueError unless `video` is (B, T, H, W, C)."""
-  if video.ndim != 5:
-    raise ValueError(f'{model} takes videos (B, T, H, W, C), got shape {video.shape}.')
 
 
 def stack_frames(video: jax.Array) -> jax.Array:

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from vivit_jax.models import resnet
-from vivit_jax.models.layers import Dtype, check_positive_int
+from vivit_jax.models.layers import Dtype, check_positive_int, check_video
 
 DEPTHS = {d: resnet.DEPTHS[d] for d in (18, 34)}  # Basic-block ResNets.
 STEM_MID_WIDTH = 45  # The (2+1)D stem's M at base_width 64 (VMZ, torchvision).
@@ -104,8 +104,7 @@ class R2Plus1D(nn.Module):
 
   @nn.compact
   def __call__(self, video: jax.Array, *, train: bool) -> jax.Array:
-    if video.ndim != 5:
-      raise ValueError(f'R2Plus1D takes videos (B, T, H, W, C), got shape {video.shape}.')
+    check_video(video, 'R2Plus1D')
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     if self.factorised:
       mid = self.stem_mid_width or max(1, STEM_MID_WIDTH * self.base_width // 64)

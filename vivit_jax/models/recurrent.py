@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from vivit_jax.models import resnet
-from vivit_jax.models.layers import Dtype, check_positive_int, partitioned
+from vivit_jax.models.layers import Dtype, check_positive_int, check_video, partitioned
 
 READOUTS = ('last', 'mean')
 # Flax's recurrent-cell defaults (LeCun normal inputs, orthogonal recurrence), with logical names.
@@ -100,9 +100,7 @@ class _FrameResNet(resnet._ResNet):  # pylint: disable=protected-access
     """video (B, T, H, W, C) -> the outputs of stages 1..num_stages per frame,
     (B, T, H_s, W_s, C_s) with H_s = H / 2^(s + 1) (rounded up) and C_s = base_width 2^(s - 1)
     (x 4 for bottlenecks)."""
-    if video.ndim != 5:
-      raise ValueError(f'{type(self).__name__} takes videos (B, T, H, W, C), got shape '
-                       f'{video.shape}.')
+    check_video(video, type(self).__name__)
     b, t = video.shape[:2]
     x = self._stem(video.reshape((b * t,) + video.shape[2:]), train, None)
     maps = []

@@ -35,7 +35,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vivit_jax.models.layers import Dtype, check_positive_int, partitioned
+from vivit_jax.models.layers import Dtype, check_positive_int, check_video, partitioned
 
 BN_MOMENTUM = 0.9  # Flax's momentum: running = 0.9 running + 0.1 batch (PyTorch momentum 0.1).
 BN_EPSILON = 1e-5
@@ -390,8 +390,7 @@ class ResNet3D(_ResNet):
 
   @nn.compact
   def __call__(self, video: jax.Array, *, train: bool) -> jax.Array:
-    if video.ndim != 5:
-      raise ValueError(f'ResNet3D takes videos (B, T, H, W, C), got shape {video.shape}.')
+    check_video(video, 'ResNet3D')
     x = self._stem(video, train, self.stem_temporal_kernel)
     for s, kernels in enumerate(self.block_temporal_kernels()):
       x = self._stage(x, train, s, kernels, nonlocal_after=tuple(self.nonlocal_blocks[s]),

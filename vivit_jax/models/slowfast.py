@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from vivit_jax.models import resnet
-from vivit_jax.models.layers import Dtype
+from vivit_jax.models.layers import Dtype, check_video
 
 SLOW_TEMPORAL_KERNELS = (1, 1, 3, 3)  # res2..res5; stem 1.
 FAST_TEMPORAL_KERNELS = (3, 3, 3, 3)
@@ -131,8 +131,7 @@ class SlowFast(resnet._ResNet):  # pylint: disable=protected-access
 
   @nn.compact
   def __call__(self, video: jax.Array, *, train: bool) -> jax.Array:
-    if video.ndim != 5:
-      raise ValueError(f'SlowFast takes videos (B, T, H, W, C), got shape {video.shape}.')
+    check_video(video, 'SlowFast')
     if video.shape[1] % self.alpha:
       raise ValueError(f'SlowFast needs a clip length divisible by config.model.alpha='
                        f'{self.alpha} (the slow pathway takes every alpha-th frame), got '

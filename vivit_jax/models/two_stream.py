@@ -19,7 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vivit_jax.models import fusion
+from vivit_jax.models import fusion, layers
 
 
 class TwoStream(fusion.FrameResNet):
@@ -36,7 +36,7 @@ class TwoStream(fusion.FrameResNet):
 
   @nn.compact
   def __call__(self, video: jax.Array, *, flow: jax.Array, train: bool) -> jax.Array:
-    fusion.check_video(video, 'TwoStream')
+    layers.check_video(video, 'TwoStream')
     b, t, h, w, _ = video.shape
     if t < 2:
       raise ValueError(f'TwoStream needs clips of at least 2 frames (one flow field), got '
