@@ -1,0 +1,120 @@
+"""Reading video files with PyAV (any container and codec FFmpeg reads) into uint8 frames.
+
+`read_video(path, fps=, short_side=)` -> `Video(frames (T, H, W, 3) uint8 RGB, fps, source_fps)`.
+Frames are resampled in time to `fps` the way FFmpeg's fps filter does without interpolation:
+output frame k (at time k / fps from the first frame) is the last source frame shown at that
+time, so frames are dropped (lower fps) or repeated (higher fps). `short_side` scales every frame
+(FFmpeg's swscale, area filter) so its shorter side has that many pixels, keeping the aspect
+ratio (the longer side rounded to an even number). A file that cannot be opened, has no video
+stream, decodes no frame, or breaks off before its first frame raises `VideoReadError` naming
+the file; a file that breaks off later yields the frames decoded before the damage only if
+`allow_truncated`, else raises too.
+"""
+import dataclasses
+import os
+
+import av
+import numpy as np
+
+
+class VideoReadError(ValueError):
+  """A video file that cannot be read; the message names the file and the problem."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Video:
+  frames: np.ndarray  # (T, H, W, 3) uint8 RGB.
+  fps: float  # Frame rate of `frames` (the target fps, or the source's when not resampled).
+  source_fps: float  # The file's average frame rate.
+
+
+def scaled_size(height: int, width: int, short_side: int | None) -> tuple[int, int]:
+  """(height, width) with the shorter side `short_side` (None: unchanged), aspect kept, the
+  longer side rounded to the nearest even number (>= 2)."""
+  if not short_side:
+    return height, width
+  if height <= width:
+    return short_side, max(2, 2 * round(width * short_side / height / 2))
+  return max(2, 2 * round(height * short_side / width / 2)), short_side
+
+
+def _source_fps(stream) -> float:
+  rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+  if not rate:
+    return 0.0
+  return float(rate)
+
+
+def read_video(path: str, *, fps: float | None = None, short_side: int | None = None,
+               max_frames: int | None = None, allow_truncated: bool = False) -> Video:
+  """Decodes `path` into a `Video` (see the module docstring).
+
+  Args:
+    path: a video file.
+    fps: target frame rate; None keeps every decoded frame (and reports the source's rate).
+    short_side: target shorter side in pixels; None keeps the size.
+    max_frames: stop after this many output frames (None: the whole video).
+    allow_truncated: return the frames decoded before a decoding error instead of raising.
+  """
+  if fps is not None and fps <= 0:
+    raise ValueError(f'fps={fps} must be positive (or None to keep the source rate).')
+  if not os.path.isfile(path):
+    raise VideoReadError(f"Video file '{path}' does not exist.")
+  try:
+    container = av.open(path)
+  except (av.error.FFmpegError, UnicodeDecodeError) as e:
+    raise VideoReadError(f"Cannot open video '{path}': {e}") from None
+  with container:
+    if not container.streams.video:
+      raise VideoReadError(f"'{path}' has no video stream.")
+    stream = container.streams.video[0]
+    stream.thread_type = 'AUTO'
+    source_fps = _source_fps(stream)
+    frames, error = _decode(container, stream, fps, short_side, max_frames)
+  if error is not None and (not allow_truncated or not frames):
+    raise VideoReadError(f"Video '{path}' is damaged or truncated after {len(frames)} frames: "
+                         f'{error}')
+  if not frames:
+    raise VideoReadError(f"Video '{path}' has no decodable frames.")
+  return Video(np.stack(frames), float(fps or source_fps), source_fps)
+
+
+def _decode(container, stream, fps, short_side, max_frames) -> tuple[list, Exception | None]:
+  """(output frames as (H, W, 3) uint8 arrays, the decoding error that stopped it or None)."""
+  out, error = [], None
+  start = previous = previous_time = None
+  next_slot = 0  # Index k of the next output frame, due at time k / fps after `start`.
+  full = lambda: max_frames is not None and len(out) >= max_frames
+
+  def emit_until(time):
+    """Emits `previous` for every output slot due before `time` (seconds after start)."""
+    nonlocal next_slot
+    while not full() and next_slot / fps < time - 1e-6:
+      out.append(previous)
+      next_slot += 1
+
+  try:
+    for frame in container.decode(stream):
+      time = frame.time if frame.time is not None else len(out) / (_source_fps(stream) or 1.0)
+      height, width = scaled_size(frame.height, frame.width, short_side)
+      if (height, width) != (frame.height, frame.width):
+        frame = frame.reformat(width=width, height=height, interpolation='AREA')
+      image = frame.to_ndarray(format='rgb24')
+      if fps is None:
+        out.append(image)
+      else:
+        start = time if start is None else start
+        if previous is not None:
+          emit_until(time - start)
+        previous, previous_time = image, time
+      if full():
+        break
+  except (av.error.FFmpegError, ValueError) as e:
+    error = e
+  if fps is not None and previous is not None:  # The last frame lasts one source frame period.
+    period = 1.0 / (_source_fps(stream) or fps)
+    emit_until(previous_time - start + period)
+    if not out:
+      out.append(previous)
+  return out, error
+
