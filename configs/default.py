@@ -26,6 +26,16 @@ def get_config(arg=None):
       num_frames=8,  # Frames per clip.
       stride=2,  # Temporal stride between sampled frames.
       crop_size=28,  # Spatial side of the (random / centre) crop.
+      train_crop='random',  # Training: 'random' crop_size square; 'random_resized' (Inception:
+                            # area fraction in random_resized_scale, aspect w/h in
+                            # random_resized_ratio, resized to crop_size; VideoMAE);
+                            # 'scale_jitter' (short side resized to a random integer in
+                            # short_side_range, then a random crop; 3D CNNs, SlowFast).
+      random_resized_scale=(0.08, 1.0),
+      random_resized_ratio=(3 / 4, 4 / 3),
+      short_side_range=(256, 320),
+      eval_short_side=0,  # Evaluation: resize frames to this short side before the crops
+                          # (papers: 256 for 224 crops); 0 = as stored.
       flip=False,  # Horizontal flip in training; off: flips change motion labels.
       mean=(0.5, 0.5, 0.5),  # Pixels are scaled to [0, 1], then (x - mean) / std.
       std=(0.5, 0.5, 0.5),

@@ -277,3 +277,113 @@ def test_eval_crops_go_along_the_long_side_and_clips_span_the_video(sized_videos
       expected = np.stack(np.meshgrid(frames, y + np.arange(16), x + np.arange(16),
                                       indexing='ij'), axis=-1)
       np.testing.assert_array_equal(view, expected)
+
+
+def _pixels(video):
+  """Normalised (..., C) float32 (mean = std = 0.5) -> the uint8 values as ints."""
+  return np.round((video * 0.5 + 0.5) * 255).astype(int)
+
+
+def _sized_train(sized_videos_dir, train_crop, **fields):
+  config = tiny_config().dataset  # 4 frames at stride 2, 16x16 crops.
+  config.update({'name': 'sized_videos', 'data_dir': sized_videos_dir, 'train_split': 'test',
+                 'shuffle_buffer': 8, 'train_crop': train_crop, 'short_side_range': (16, 24),
+                 **fields})
+  return config
+
+
+@pytest.mark.parametrize('train_crop', pipeline.TRAIN_CROPS)
+def test_train_crops_are_crop_size_and_deterministic_given_the_seed(sized_videos_dir, train_crop):
+  config = _sized_train(sized_videos_dir, train_crop)
+  first, again, other = (_take(data.make_train_iterator(config, global_batch_size=8, seed=s), 2)
+                         for s in (0, 0, 1))
+  assert all(b['video'].shape == (8, 4, 16, 16, 3) for b in first)
+  for a, b in zip(first, again):
+    np.testing.assert_array_equal(a['video'], b['video'])
+  assert not np.array_equal(first[0]['video'], other[0]['video'])
+
+
+@pytest.mark.parametrize('train_crop', pipeline.TRAIN_CROPS)
+def test_flip_off_never_flips_in_any_train_crop(sized_videos_dir, train_crop):
+  # The videos hold their x coordinate in channel 2: it never decreases along x unless flipped.
+  config = _sized_train(sized_videos_dir, train_crop)
+  x = np.concatenate([_pixels(b['video'])[..., 2] for b in
+                      _take(data.make_train_iterator(config, global_batch_size=8, seed=0), 4)])
+  assert (np.diff(x, axis=-1) >= 0).all() and (x[..., -1] > x[..., 0]).all()
+  config.flip = True
+  x = np.concatenate([_pixels(b['video'])[..., 2] for b in
+                      _take(data.make_train_iterator(config, global_batch_size=8, seed=0), 4)])
+  mirrored = (np.diff(x, axis=-1) <= 0).all(axis=(1, 2, 3)) & (x[:, 0, 0, -1] < x[:, 0, 0, 0])
+  assert 8 <= mirrored.sum() <= 24  # Of 32 clips, about half; the rest run left to right.
+  assert (np.diff(x[~mirrored], axis=-1) >= 0).all()
+
+
+def _box_stats(scale, ratio, height, width, n=200):
+  """Area fractions, aspect ratios w / h and the boxes of `n` random_resized_box draws."""
+  rng = np.random.default_rng(0)
+  boxes = np.array([[int(v) for v in pipeline.random_resized_box(
+      tf.constant(u, tf.float32), height, width, scale, ratio)]
+      for u in rng.uniform(size=(n, 2 * pipeline.RESIZED_CROP_ATTEMPTS + 2))])
+  y, x, h, w = boxes.T
+  assert (y >= 0).all() and (x >= 0).all() and (y + h <= height).all() and (x + w <= width).all()
+  return h * w / (height * width), w / h, boxes
+
+
+def test_random_resized_box_covers_the_configured_area_and_aspect_range():
+  area, aspect, _ = _box_stats((0.25, 0.5), (3 / 4, 4 / 3), 200, 300)  # Every draw fits at once.
+  assert 0.245 <= area.min() < 0.27 and 0.48 < area.max() <= 0.505
+  assert 0.74 <= aspect.min() < 0.8 and 1.25 < aspect.max() <= 1.34
+  area, aspect, _ = _box_stats((0.08, 1.0), (3 / 4, 4 / 3), 200, 300)  # The VideoMAE default.
+  assert 0.078 <= area.min() < 0.15 and area.max() > 0.85 and 0.74 <= aspect.min()
+  assert aspect.max() <= 1.34
+  # Nothing fits (a 1:1 box of the whole 20x40 frame's area): the largest box of aspect 1.
+  _, _, boxes = _box_stats((1.0, 1.0), (1.0, 1.0), 20, 40, n=20)
+  assert (boxes[:, 2:] == 20).all() and len(set(boxes[:, 1])) > 5  # At random x offsets.
+
+
+def test_scale_jitter_short_sides_span_the_configured_range(sized_videos_dir, monkeypatch):
+  # Frames resized to short side s become frames of value s: each crop says which s it got.
+  monkeypatch.setattr(pipeline, '_resize_short_side', lambda frames, side: tf.fill(
+      tf.stack([tf.shape(frames)[0], side, side, 3]), tf.cast(side, tf.uint8)))
+  config = _sized_train(sized_videos_dir, 'scale_jitter', short_side_range=(16, 19))
+  sides = np.concatenate([_pixels(b['video']) for b in
+                          _take(data.make_train_iterator(config, global_batch_size=8, seed=0), 8)])
+  assert (sides == sides[:, :1, :1, :1, :1]).all()  # One side per clip.
+  assert set(sides[:, 0, 0, 0, 0].tolist()) == {16, 17, 18, 19}
+
+
+def test_resize_short_side_keeps_the_aspect_ratio():
+  frames = tf.constant(_coordinates(2, 20, 40))
+  assert pipeline._resize_short_side(frames, 16).shape == (2, 16, 32, 3)
+  assert pipeline._resize_short_side(tf.transpose(frames, [0, 2, 1, 3]), 25).shape == (2, 50, 25, 3)
+  np.testing.assert_array_equal(pipeline._resize_short_side(frames, 20), frames)
+
+
+def test_eval_short_side_resizes_before_the_crop(sized_videos_dir):
+  config = tiny_config().dataset  # The centre view of the 20x40 video resized to 16x32.
+  config.update(name='sized_videos', data_dir=sized_videos_dir, eval_split='test[:1]',
+                eval_short_side=16)
+  view = _pixels(next(data.make_eval_iterator(config, global_batch_size=1))['video'][0])
+  ys, xs = view[..., 1], view[..., 2]
+  assert ys.min() <= 1 and ys.max() >= 18  # The whole short side (unresized: rows 2..17).
+  assert 8 <= xs.min() <= 11 and 29 <= xs.max() <= 31  # Original x 10..30 (unresized: 12..27).
+
+
+@pytest.mark.parametrize('fields, message', [
+    (dict(train_crop='inception'), "Unknown config.dataset.train_crop='inception'"),
+    (dict(train_crop='scale_jitter', short_side_range=(8, 24)),
+     r'short_side_range=\(8, 24\) must be .* crop_size=16 <= low'),
+    (dict(train_crop='random_resized', random_resized_scale=(0.5, 0.2)),
+     r'random_resized_scale=\(0.5, 0.2\) must be'),
+    (dict(train_crop='random_resized', flow=True), 'with config.dataset.flow use'),
+])
+def test_bad_train_crop_config_is_a_clear_error(config, fields, message):
+  config.update(**fields)
+  with pytest.raises(ValueError, match=message):
+    data.make_train_iterator(config, global_batch_size=16, seed=0)
+
+
+def test_eval_short_side_below_the_crop_is_a_clear_error(config):
+  config.eval_short_side = 12
+  with pytest.raises(ValueError, match='eval_short_side=12 is smaller than crop_size=16'):
+    data.make_eval_iterator(config, global_batch_size=16)

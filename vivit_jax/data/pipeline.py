@@ -9,6 +9,11 @@ and every example's augmentation (clip start, crop, flip) comes from stateless o
 (seed, element index), so `start_step=k` resumes exactly where a run stopped after k batches
 (with the same seed, global batch size, process count and dataset).
 
+Training crops (`config.dataset.train_crop`, `TRAIN_CROPS`): a random crop_size square, an
+Inception-style random resized crop, or short-side scale jitter then a random square; all frames
+of a clip share one box and one flip. Evaluation takes `eval_views` (clips x crops along the
+long side), after resizing the frames to `eval_short_side` if set.
+
 With `config.dataset.flow`, every clip also carries its optical flow 'flow' (T-1, S, S, 2) float32
 (`flow.tf_flow`: Farneback on the clip's uint8 frames, clipped to [-20, 20] px and divided by 20),
 computed on whole frames and then cropped and flipped with the clip, dx negated when flipped.
@@ -22,24 +27,31 @@ import tensorflow_datasets as tfds
 
 from vivit_jax.data import flow as flow_lib
 from vivit_jax.data import synthetic_motion
+from vivit_jax.data import video_folder
 
 try:
   tf.config.set_visible_devices([], 'GPU')
 except (RuntimeError, ValueError):  # TensorFlow already initialised its devices.
   pass
 
+TRAIN_CROPS = ('random', 'random_resized', 'scale_jitter')  # config.dataset.train_crop.
+RESIZED_CROP_ATTEMPTS = 10  # Boxes tried by random_resized before its fallback (torchvision's).
 
 
 def get_builder(dataset_config) -> tfds.core.DatasetBuilder:
-  """The TFDS builder of `dataset_config.name`, built into its data dir on first use."""
+  """The TFDS builder of `dataset_config.name`, built into its data dir on first use (a name
+  built by tools/build_dataset.py reads that `video_folder` dataset)."""
   name = dataset_config.name
+  if video_folder.is_built(name, dataset_config.data_dir or None):
+    name = f'{video_folder.BUILDER_NAME}/{name}'  # TFDS reads it from its files.
   try:
     builder = tfds.builder(name, data_dir=dataset_config.data_dir or None)
   except tfds.core.registered.DatasetNotFoundError:
     raise ValueError(
         f"Unknown dataset '{name}' (config.dataset.name). Built-in: "
-        f"{synthetic_motion.SyntheticMotion.name}; or build your own TFDS dataset (features "
-        f"'video' (T, H, W, C) uint8 and 'label') into config.dataset.data_dir.") from None
+        f"{synthetic_motion.SyntheticMotion.name}; or build one from your videos with "
+        f"tools/build_dataset.py into config.dataset.data_dir, or any TFDS dataset with "
+        f"features 'video' (T, H, W, C) uint8 and 'label'.") from None
   prepared = builder.is_prepared()
   _check_data_dir(os.fspath(builder.data_dir_root), writable=not prepared)
   if not prepared:
@@ -154,9 +166,11 @@ def _view(example, fractions, flip, *, feature, dataset_config, long_side=False)
           'label': tf.cast(example['label'], tf.int32)}
 
 
-def _clip(example, fraction, *, feature, dataset_config) -> dict:
+def _clip(example, fraction, *, feature, dataset_config, short_side=None) -> dict:
   """{'frames': the (T, H, W, C) uint8 frames of the clip of `example` at `fraction` of its start
-  range} and with `dataset_config.flow`, their 'flow' (T-1, H, W, 2) float32 (`flow.tf_flow`)."""
+  range} and with `dataset_config.flow`, their 'flow' (T-1, H, W, 2) float32 (`flow.tf_flow`).
+  With `short_side` (an int or () int32 tensor), the frames are first resized so that their
+  shorter side has that many pixels (`_resize_short_side`)."""
   cfg = dataset_config
   span = (cfg.num_frames - 1) * cfg.stride + 1
 
@@ -165,9 +179,53 @@ def _clip(example, fraction, *, feature, dataset_config) -> dict:
     return tf.minimum(start + tf.range(cfg.num_frames) * cfg.stride, length - 1)
 
   frames = _decode_frames(feature, example['video'], frame_indices)
+  if short_side is not None:
+    frames = _resize_short_side(frames, short_side)
   if not cfg.get('flow', False):
     return {'frames': frames}
   return {'frames': frames, 'flow': flow_lib.tf_flow(frames)}
+
+
+def _resize(frames, size) -> tf.Tensor:
+  """uint8 (T, H, W, C) -> uint8 (T, size[0], size[1], C): bilinear, antialiased when shrinking,
+  rounded back to uint8 (as if the video had been stored at that size)."""
+  resized = tf.image.resize(frames, size, method='bilinear', antialias=True)
+  return tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8)
+
+
+def _resize_short_side(frames, short_side) -> tf.Tensor:
+  """uint8 (T, H, W, C) resized so that min(H, W) = `short_side`, the aspect ratio kept (the
+  longer side rounded to the nearest pixel)."""
+  shape = tf.cast(tf.shape(frames)[1:3], tf.float32)
+  scale = tf.cast(short_side, tf.float32) / tf.reduce_min(shape)
+  return _resize(frames, tf.cast(tf.round(shape * scale), tf.int32))
+
+
+def random_resized_box(uniform, height, width, scale, ratio) -> tuple:
+  """Inception-style crop box (y, x, h, w) of an (height, width) frame, as torchvision's
+  RandomResizedCrop: up to `RESIZED_CROP_ATTEMPTS` boxes with area fraction uniform in `scale`
+  and aspect ratio w / h log-uniform in `ratio`, the first that fits the frame; if none does, the
+  largest box of the frame with its aspect ratio clamped to `ratio`. The position is uniform.
+
+  `uniform` (2 * RESIZED_CROP_ATTEMPTS + 2,) in [0, 1): the draws, in order area, ratio, y, x.
+  """
+  n = RESIZED_CROP_ATTEMPTS
+  height, width = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
+  area = height * width * (scale[0] + uniform[:n] * (scale[1] - scale[0]))
+  log_ratio = tf.math.log(tf.constant(ratio, tf.float32))
+  aspect = tf.exp(log_ratio[0] + uniform[n:2 * n] * (log_ratio[1] - log_ratio[0]))
+  w, h = tf.round(tf.sqrt(area * aspect)), tf.round(tf.sqrt(area / aspect))
+  fits = (w <= width) & (h <= height) & (w >= 1) & (h >= 1)
+  first = tf.argmax(tf.cast(fits, tf.int32))
+  frame_ratio = width / height
+  fallback_w = tf.where(frame_ratio > ratio[1], tf.round(height * ratio[1]), width)
+  fallback_h = tf.where(frame_ratio < ratio[0], tf.round(width / ratio[0]), height)
+  found = tf.reduce_any(fits)
+  h = tf.cast(tf.where(found, h[first], fallback_h), tf.int32)
+  w = tf.cast(tf.where(found, w[first], fallback_w), tf.int32)
+  y = _offset(uniform[2 * n], tf.cast(height, tf.int32) - h)
+  x = _offset(uniform[2 * n + 1], tf.cast(width, tf.int32) - w)
+  return y, x, h, w
 
 
 def _crop(clip, fy, fx, flip, *, channels, dataset_config, long_side=False) -> dict:
@@ -197,15 +255,56 @@ def _crop(clip, fy, fx, flip, *, channels, dataset_config, long_side=False) -> d
 
 
 def _train_view(index, example, *, seed: int, feature, dataset_config) -> dict:
-  """Random clip, crop and (if `dataset_config.flip`) flip of element `index`: see `_view`.
+  """Random clip, spatial augmentation (`dataset_config.train_crop`, see configs/default.py) and (if
+  `dataset_config.flip`) flip of element `index`: {'video': (T, S, S, C), 'label'} as `_view`.
 
   The randomness comes from stateless ops seeded by (seed, index, process) alone, so it does not
-  depend on tf.data's parallelism.
+  depend on tf.data's parallelism; one draw serves all frames of the clip.
   """
+  cfg = dataset_config
   key = tf.stack([tf.constant(seed, tf.int64), index * jax.process_count() + jax.process_index()])
-  uniform = tf.random.stateless_uniform([4], seed=key)
-  flip = tf.logical_and(bool(dataset_config.flip), uniform[3] < 0.5)
-  return _view(example, uniform[:3], flip, feature=feature, dataset_config=dataset_config)
+  uniform = tf.random.stateless_uniform([4], seed=key)  # Clip start, crop y, crop x, flip.
+  flip = tf.logical_and(bool(cfg.flip), uniform[3] < 0.5)
+  if cfg.train_crop == 'random':
+    return _view(example, uniform[:3], flip, feature=feature, dataset_config=cfg)
+  geometry = tf.random.stateless_uniform([2 * RESIZED_CROP_ATTEMPTS + 2],
+                                         seed=tf.random.experimental.stateless_fold_in(key, 1))
+  short_side = None
+  if cfg.train_crop == 'scale_jitter':
+    low, high = cfg.short_side_range
+    short_side = low + _offset(geometry[0], high - low)
+  clip = _clip(example, uniform[0], feature=feature, dataset_config=cfg, short_side=short_side)
+  fy, fx = uniform[1], uniform[2]
+  if cfg.train_crop == 'random_resized':
+    shape = tf.shape(clip['frames'])
+    y, x, h, w = random_resized_box(geometry, shape[1], shape[2], cfg.random_resized_scale,
+                                    cfg.random_resized_ratio)
+    box = tf.slice(clip['frames'], [0, y, x, 0], [-1, h, w, -1])
+    clip = {'frames': _resize(box, [cfg.crop_size, cfg.crop_size])}
+  return {**_crop(clip, fy, fx, flip, channels=feature.shape[-1], dataset_config=cfg),
+          'label': tf.cast(example['label'], tf.int32)}
+
+
+def _check_train_crop(dataset_config):
+  """ValueError naming the field and the fix for a bad train-time augmentation config."""
+  cfg = dataset_config
+  if cfg.train_crop not in TRAIN_CROPS:
+    raise ValueError(f"Unknown config.dataset.train_crop='{cfg.train_crop}'; choose one of "
+                     f"{', '.join(TRAIN_CROPS)}.")
+  low, high = cfg.short_side_range
+  if cfg.train_crop == 'scale_jitter' and not cfg.crop_size <= low <= high:
+    raise ValueError(f'config.dataset.short_side_range={tuple(cfg.short_side_range)} must be '
+                     f'(low, high) with crop_size={cfg.crop_size} <= low <= high.')
+  (small, large), (narrow, wide) = cfg.random_resized_scale, cfg.random_resized_ratio
+  if cfg.train_crop == 'random_resized':
+    if not 0 < small <= large <= 1 or not 0 < narrow <= wide:
+      raise ValueError(f'config.dataset.random_resized_scale={tuple(cfg.random_resized_scale)} '
+                       f'must be (min, max) area fractions in (0, 1] and random_resized_ratio='
+                       f'{tuple(cfg.random_resized_ratio)} (min, max) positive aspect ratios.')
+    if cfg.get('flow', False):
+      raise ValueError("config.dataset.train_crop='random_resized' would resize the optical "
+                       "flow without rescaling it; with config.dataset.flow use "
+                       "--config.dataset.train_crop=random or scale_jitter.")
 
 
 def _spaced(n: int) -> list[float]:
@@ -228,7 +327,8 @@ def _eval_views(index, example, *, feature, dataset_config) -> dict:
   views = []
   for t, fy, fx in eval_views(dataset_config):
     if t not in clips:
-      clips[t] = _clip(example, tf.constant(t), feature=feature, dataset_config=dataset_config)
+      clips[t] = _clip(example, tf.constant(t), feature=feature, dataset_config=dataset_config,
+                       short_side=dataset_config.eval_short_side or None)
     views.append(_crop(clips[t], tf.constant(fy), tf.constant(fx), tf.constant(False),
                        channels=feature.shape[-1], dataset_config=dataset_config,
                        long_side=True))
@@ -255,6 +355,7 @@ def make_train_iterator(dataset_config, *, global_batch_size: int, seed: int, st
   `dataset_config.train_split`, shuffled and augmented deterministically from `seed`. With
   `dataset_config.flow`, also 'flow': float32 (b, T-1, S, S, 2), the clip's optical flow.
   """
+  _check_train_crop(dataset_config)
   builder, batch_size, _ = _open(dataset_config, dataset_config.train_split,
                                  'config.dataset.train_split', global_batch_size)
   ds = _read(builder, _process_split(dataset_config.train_split))
@@ -281,6 +382,10 @@ def make_eval_iterator(dataset_config, *, global_batch_size: int, split: str | N
   for name in ('eval_clips', 'eval_crops'):
     if dataset_config[name] < 1:
       raise ValueError(f'config.dataset.{name}={dataset_config[name]} must be at least 1.')
+  short_side = dataset_config.eval_short_side
+  if short_side and short_side < dataset_config.crop_size:
+    raise ValueError(f'config.dataset.eval_short_side={short_side} is smaller than crop_size='
+                     f'{dataset_config.crop_size}; set it to 0 (no resize) or at least crop_size.')
   builder, batch_size, total = _open(dataset_config, split, field, global_batch_size)
   shard = _process_split(split)
   num_views = len(eval_views(dataset_config))
