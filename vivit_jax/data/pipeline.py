@@ -27,6 +27,7 @@ import tensorflow_datasets as tfds
 
 from vivit_jax.data import flow as flow_lib
 from vivit_jax.data import synthetic_motion
+from vivit_jax.data import video_folder
 
 try:
   tf.config.set_visible_devices([], 'GPU')
@@ -38,15 +39,19 @@ RESIZED_CROP_ATTEMPTS = 10  # Boxes tried by random_resized before its fallback 
 
 
 def get_builder(dataset_config) -> tfds.core.DatasetBuilder:
-  """The TFDS builder of `dataset_config.name`, built into its data dir on first use."""
+  """The TFDS builder of `dataset_config.name`, built into its data dir on first use (a name
+  built by tools/build_dataset.py reads that `video_folder` dataset)."""
   name = dataset_config.name
+  if video_folder.is_built(name, dataset_config.data_dir or None):
+    name = f'{video_folder.BUILDER_NAME}/{name}'  # TFDS reads it from its files.
   try:
     builder = tfds.builder(name, data_dir=dataset_config.data_dir or None)
   except tfds.core.registered.DatasetNotFoundError:
     raise ValueError(
         f"Unknown dataset '{name}' (config.dataset.name). Built-in: "
-        f"{synthetic_motion.SyntheticMotion.name}; or build your own TFDS dataset (features "
-        f"'video' (T, H, W, C) uint8 and 'label') into config.dataset.data_dir.") from None
+        f"{synthetic_motion.SyntheticMotion.name}; or build one from your videos with "
+        f"tools/build_dataset.py into config.dataset.data_dir, or any TFDS dataset with "
+        f"features 'video' (T, H, W, C) uint8 and 'label'.") from None
   prepared = builder.is_prepared()
   _check_data_dir(os.fspath(builder.data_dir_root), writable=not prepared)
   if not prepared:

@@ -5,10 +5,13 @@ Frames are resampled in time to `fps` the way FFmpeg's fps filter does without i
 output frame k (at time k / fps from the first frame) is the last source frame shown at that
 time, so frames are dropped (lower fps) or repeated (higher fps). `short_side` scales every frame
 (FFmpeg's swscale, area filter) so its shorter side has that many pixels, keeping the aspect
-ratio (the longer side rounded to an even number). A file that cannot be opened, has no video
+ratio (the longer side rounded to an even number). `start`/`end` (seconds from the first frame)
+keep only the frames shown in [start, end) (a seek, then decoding stops at `end`), as for the
+(path, label, start, end) rows of Kinetics-style annotations. A file that cannot be opened, has no video
 stream, decodes no frame, or breaks off before its first frame raises `VideoReadError` naming
-the file; a file that breaks off later yields the frames decoded before the damage only if
-`allow_truncated`, else raises too.
+the file; a file that breaks off later (a decoding error, or a stream that ends more than 5% and
+3 frames short of the duration its header declares) yields the frames decoded before the damage
+only if `allow_truncated`, else raises too.
 """
 import dataclasses
 import os
@@ -46,7 +49,8 @@ def _source_fps(stream) -> float:
 
 
 def read_video(path: str, *, fps: float | None = None, short_side: int | None = None,
-               max_frames: int | None = None, allow_truncated: bool = False) -> Video:
+               max_frames: int | None = None, allow_truncated: bool = False,
+               start: float | None = None, end: float | None = None) -> Video:
   """Decodes `path` into a `Video` (see the module docstring).
 
   Args:
@@ -55,9 +59,13 @@ def read_video(path: str, *, fps: float | None = None, short_side: int | None = 
     short_side: target shorter side in pixels; None keeps the size.
     max_frames: stop after this many output frames (None: the whole video).
     allow_truncated: return the frames decoded before a decoding error instead of raising.
+    start: first second to keep (None: from the first frame).
+    end: keep frames before this second (None: to the last frame).
   """
   if fps is not None and fps <= 0:
     raise ValueError(f'fps={fps} must be positive (or None to keep the source rate).')
+  if start is not None and end is not None and end <= start:
+    raise ValueError(f'end={end} must be after start={start} (seconds).')
   if not os.path.isfile(path):
     raise VideoReadError(f"Video file '{path}' does not exist.")
   try:
@@ -70,16 +78,56 @@ def read_video(path: str, *, fps: float | None = None, short_side: int | None = 
     stream = container.streams.video[0]
     stream.thread_type = 'AUTO'
     source_fps = _source_fps(stream)
-    frames, error = _decode(container, stream, fps, short_side, max_frames)
+    window = _Window(stream, start, end)
+    if start:
+      container.seek(window.offset(start), stream=stream, backward=True, any_frame=False)
+    frames, error = _decode(container, stream, fps, short_side, max_frames, window)
   if error is not None and (not allow_truncated or not frames):
     raise VideoReadError(f"Video '{path}' is damaged or truncated after {len(frames)} frames: "
                          f'{error}')
   if not frames:
-    raise VideoReadError(f"Video '{path}' has no decodable frames.")
+    within = '' if start is None and end is None else f' between {start}s and {end}s'
+    raise VideoReadError(f"Video '{path}' has no decodable frames{within}.")
   return Video(np.stack(frames), float(fps or source_fps), source_fps)
 
 
-def _decode(container, stream, fps, short_side, max_frames) -> tuple[list, Exception | None]:
+class _Window:
+  """The [start, end) seconds (from the stream's first frame) of `stream` to keep."""
+
+  def __init__(self, stream, start, end):
+    self.time_base = stream.time_base
+    self.origin = float((stream.start_time or 0) * stream.time_base) if stream.time_base else 0.0
+    self.start = start or 0.0
+    self.end = float('inf') if end is None else end
+
+  def offset(self, seconds: float) -> int:
+    """The seek target of `seconds`, in the stream's time base."""
+    return int((seconds + self.origin) / self.time_base)
+
+  def where(self, time: float) -> int:
+    """-1 before the window, 0 inside, 1 at or after its end, for a frame at `time` seconds."""
+    time -= self.origin
+    return -1 if time < self.start - 1e-6 else int(time >= self.end - 1e-6)
+
+
+_SHORT_FRACTION, _SHORT_FRAMES = 0.05, 3  # How far short of its duration a stream may end.
+
+
+def _short_of_declared(stream, last_time, window: _Window) -> VideoReadError | None:
+  """An error if the stream's last frame (at `last_time` s) ends well before the end of `window`
+  or of the duration the stream declares (unchecked when it declares none)."""
+  if last_time is None or not stream.duration or not stream.time_base:
+    return None
+  period = 1.0 / (_source_fps(stream) or 25.0)
+  expected = min(float(stream.duration * stream.time_base), window.end)
+  decoded = last_time - window.origin + period
+  if expected - decoded > max(_SHORT_FRAMES * period, _SHORT_FRACTION * expected):
+    return VideoReadError(f'the stream ends at {decoded:.2f}s of the {expected:.2f}s it declares')
+  return None
+
+
+def _decode(container, stream, fps, short_side, max_frames,
+            window: _Window) -> tuple[list, Exception | None]:
   """(output frames as (H, W, 3) uint8 arrays, the decoding error that stopped it or None)."""
   out, error = [], None
   start = previous = previous_time = None
@@ -93,9 +141,15 @@ def _decode(container, stream, fps, short_side, max_frames) -> tuple[list, Excep
       out.append(previous)
       next_slot += 1
 
+  time = None
   try:
     for frame in container.decode(stream):
       time = frame.time if frame.time is not None else len(out) / (_source_fps(stream) or 1.0)
+      position = window.where(time)
+      if position:
+        if position > 0:
+          break
+        continue
       height, width = scaled_size(frame.height, frame.width, short_side)
       if (height, width) != (frame.height, frame.width):
         frame = frame.reformat(width=width, height=height, interpolation='AREA')
@@ -109,11 +163,13 @@ def _decode(container, stream, fps, short_side, max_frames) -> tuple[list, Excep
         previous, previous_time = image, time
       if full():
         break
+    else:  # The stream ended where the file did.
+      error = _short_of_declared(stream, time, window)
   except (av.error.FFmpegError, ValueError) as e:
     error = e
   if fps is not None and previous is not None:  # The last frame lasts one source frame period.
     period = 1.0 / (_source_fps(stream) or fps)
-    emit_until(previous_time - start + period)
+    emit_until(min(previous_time + period, window.end + window.origin) - start)
     if not out:
       out.append(previous)
   return out, error
