@@ -140,12 +140,19 @@ def ucf101(root: str, split_id: int | None = None) -> Source:
     classes = [name for _, name in _lines(os.path.join(root, lists.format('classInd.txt')))]
     missing += _missing(root, [os.path.join('UCF-101', name) for name in classes])
   _check(root, 'ucf101', missing)
-  by_lower = {name.lower(): name for name in classes}  # Lists and dirs differ in case at times.
+  by_lower = {name.lower(): name for name in classes}  # The lists' case differs at times.
 
   def rows(split):
-    entries = _lines(os.path.join(root, lists.format(f'{split}list0{n}.txt')))
-    return [Row(os.path.join(root, 'UCF-101', entry[0]), by_lower[entry[0].split('/')[0].lower()],
-                os.path.splitext(os.path.basename(entry[0]))[0]) for entry in entries]
+    rows = []
+    path = lists.format(f'{split}list0{n}.txt')
+    for entry in _lines(os.path.join(root, path)):
+      directory, _, file = entry[0].partition('/')
+      if directory.lower() not in by_lower:
+        raise ValueError(f"'{entry[0]}' in {os.path.join(root, path)} is not under a class of "
+                         f'classInd.txt; use the list files that came with it.')
+      name = by_lower[directory.lower()]
+      rows.append(Row(os.path.join(root, 'UCF-101', name, file), name, os.path.splitext(file)[0]))
+    return rows
 
   return Source(tuple(classes), {'train': rows('train'), 'test': rows('test')})
 

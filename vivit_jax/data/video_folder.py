@@ -15,8 +15,8 @@ to DATA_DIR/video_folder/NAME/1.0.0/ (DATA_DIR: TFDS's, which honours TFDS_DATA_
 given). A video that is missing, unreadable, empty or truncated is skipped, never stopping the
 build; `build_report.json` beside the dataset lists each one (split, path, reason) with the
 build's parameters and counts. TFDS writes into a temporary directory renamed when complete, so
-an interrupted build leaves nothing behind and the next run starts afresh. Re-running a finished
-build with the same parameters and source reuses it; other parameters raise unless
+an interrupted build leaves no half-built dataset and the next run starts afresh. Re-running a
+finished build with the same parameters and source reuses it; other parameters raise unless
 `overwrite=True`, which rebuilds it.
 
 Read it with `tfds.builder('video_folder/NAME', data_dir=DATA_DIR)` (TFDS loads it from its files),

@@ -6,12 +6,12 @@ output frame k (at time k / fps from the first frame) is the last source frame s
 time, so frames are dropped (lower fps) or repeated (higher fps). `short_side` scales every frame
 (FFmpeg's swscale, area filter) so its shorter side has that many pixels, keeping the aspect
 ratio (the longer side rounded to an even number). `start`/`end` (seconds from the first frame)
-keep only the frames shown in [start, end) (a seek, then decoding stops at `end`), as for the
-(path, label, start, end) rows of Kinetics-style annotations. A file that cannot be opened, has no video
-stream, decodes no frame, or breaks off before its first frame raises `VideoReadError` naming
-the file; a file that breaks off later (a decoding error, or a stream that ends more than 5% and
-3 frames short of the duration its header declares) yields the frames decoded before the damage
-only if `allow_truncated`, else raises too.
+keep only the frames whose timestamps lie in [start, end) (a seek, then decoding stops at `end`),
+for the (path, label, start, end) rows of Kinetics-style annotations. A file that cannot be
+opened, has no video stream, decodes no frame, or breaks off before its first frame raises
+`VideoReadError` naming the file; a file that breaks off later (a decoding error, or a stream
+that ends more than 5% and 3 frames short of the duration its header declares) yields the frames
+decoded before the damage only if `allow_truncated`, else raises too.
 """
 import dataclasses
 import os
