@@ -54,3 +54,14 @@ def train_one_step(config, workdir: str, batch_size: int = 16):
   batch = next(data.make_train_iterator(config.dataset, global_batch_size=batch_size, seed=0))
   state, metrics = train_step(exp.state, sharding.put_batch(batch, exp.batch_sharding))
   return exp, initial, state, metrics
+
+
+def trained_workdir(data_dir: str, workdir: str, num_steps: int = 2):
+  """Trains tiny_config on the synthetic_motion build in `data_dir` for `num_steps` steps into
+  `workdir` (eval on test[:16]); returns the config."""
+  from vivit_jax.train import loop
+  config = tiny_config()
+  config.dataset.update(data_dir=data_dir, eval_split='test[:16]')
+  config.train.update(num_steps=num_steps, log_every_steps=num_steps)
+  loop.run(config, workdir)
+  return config

@@ -11,6 +11,7 @@ import numpy as np
 
 from vivit_jax import data, models, visualize
 from vivit_jax.train import checkpoint, metrics, optim, sharding, state as state_lib, step, tasks
+from vivit_jax.train import workdir as workdir_lib
 from vivit_jax.weights import init_from
 
 log = logging.getLogger('vivit_jax')
@@ -79,13 +80,14 @@ def _extra_input_shapes(config, model, input_shape) -> dict:
   return extra
 
 
-def evaluate(eval_step, state, config, batch_sharding, transform=None) -> dict:
+def evaluate(eval_step, state, config, batch_sharding, transform=None, evaluator=None) -> dict:
   """One pass over the eval split; returns the task's evaluator result, e.g. for classification
   {'eval/loss', 'eval/top1', 'eval/top5', 'eval/count' (videos), 'eval/views' (per video)}.
 
-  `transform`, if given, maps each host batch before it is placed (probes, ablations).
+  `transform`, if given, maps each host batch before it is placed (probes, ablations);
+  `evaluator` replaces the task's fresh one, for callers that read more than its result.
   """
-  evaluator = tasks.build_task(config).evaluator()
+  evaluator = evaluator or tasks.build_task(config).evaluator()
   for batch in data.make_eval_iterator(config.dataset,
                                        global_batch_size=config.train.eval_batch_size):
     batch = transform(batch) if transform else batch
@@ -196,6 +198,8 @@ def run(config, workdir: str) -> dict:
   Returns the final evaluation metrics {'eval/top1', 'eval/top5', 'eval/loss', 'eval/count'}.
   """
   exp = setup(config, workdir)
+  if jax.process_index() == 0:  # The tools that take only --workdir read it back.
+    workdir_lib.save_config(config, workdir)
   state, ckpt, batch_sharding, ds = exp.state, exp.ckpt, exp.batch_sharding, config.dataset
   first = int(state.step)
   num_steps, train = config.train.num_steps, config.train

@@ -29,6 +29,12 @@ def _hit_at_k(logits, labels, k):
   return jnp.any(top_k == labels[:, None], axis=-1).astype(jnp.float32)
 
 
+def ranking(probs: np.ndarray) -> np.ndarray:
+  """(N, K) class indices from the most probable down: a stable sort, so ties rank the lower
+  class first, as in training's top-k."""
+  return np.argsort(-probs, axis=1, kind='stable')
+
+
 def summarize(metric_sums, prefix: str) -> dict:
   """{'loss_sum', 'top1_sum', ..., 'count'} (host floats) -> {'prefix/loss': mean, ...}."""
   count = max(float(metric_sums['count']), 1.0)
@@ -76,19 +82,22 @@ class ViewAverager:
       self.labels[vid] = int(label)
       self.views[vid] += 1
 
-  def result(self) -> dict:
+  def per_video(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(video ids (N,), view-averaged probabilities (N, K) float64, labels (N,)), ids sorted."""
     vids = sorted(self.prob_sums)
     probs = np.stack([self.prob_sums[v] / self.views[v] for v in vids])
-    labels = np.array([self.labels[v] for v in vids])
-    # Stable sort of -p: ties rank the lower class first, as in training's top-k.
-    ranks = np.argsort(-probs, axis=1, kind='stable')
+    return np.array(vids), probs, np.array([self.labels[v] for v in vids])
+
+  def result(self) -> dict:
+    vids, probs, labels = self.per_video()
+    ranks = ranking(probs)
     hits = ranks == labels[:, None]
     return {'eval/loss': float(np.mean(-np.log(np.maximum(probs[np.arange(len(vids)), labels],
                                                           1e-12)))),
             'eval/top1': float(np.mean(hits[:, :1].any(1))),
             'eval/top5': float(np.mean(hits[:, :5].any(1))),
             'eval/count': float(len(vids)),
-            'eval/views': float(np.mean([self.views[v] for v in vids]))}
+            'eval/views': float(np.mean([self.views[int(v)] for v in vids]))}
 
 
 class Classification:

@@ -1,0 +1,81 @@
+r"""A trained workdir's config: `train.loop.run` saves it as WORKDIR/config.json, and the tools that
+take only `--workdir` (`vivit_jax.evaluate`, `vivit_jax.predict`) read it back.
+
+`define_config_flag()` gives such a tool a `--config` flag whose default is the config saved in
+the `--workdir` of its command line, so `--config.a.b=value` overrides apply to it; a workdir
+trained before configs were saved takes `--config=configs/X.py` (the config it was trained with).
+This file is also a config file: `--config=vivit_jax/train/workdir.py:WORKDIR`.
+"""
+import json
+import os
+import sys
+
+import ml_collections
+
+CONFIG_FILE = 'config.json'
+
+
+def save_config(config, workdir: str) -> str:
+  """Writes `config` as JSON to WORKDIR/config.json (tuples become lists); returns the path."""
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, CONFIG_FILE)
+  with open(path, 'w') as f:
+    f.write(config.to_json_best_effort(indent=1, sort_keys=True))
+  return path
+
+
+def _tuples(value):
+  """JSON lists back to the tuples configs use (nested too)."""
+  if isinstance(value, dict):
+    return {k: _tuples(v) for k, v in value.items()}
+  if isinstance(value, list):
+    return tuple(_tuples(v) for v in value)
+  return value
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  """The ConfigDict saved in WORKDIR/config.json (FileNotFoundError naming the fix if none)."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(
+        f'No {CONFIG_FILE} in workdir {workdir} (training writes it; older workdirs lack it): '
+        f'pass the config it was trained with, --config=configs/X.py.')
+  with open(path) as f:
+    return ml_collections.ConfigDict(_tuples(json.load(f)))
+
+
+def get_config(workdir: str):
+  """The config-file entry point (`--config=vivit_jax/train/workdir.py:WORKDIR`)."""
+  return load_config(workdir)
+
+
+def _flag_value(name: str, argv: list[str]) -> str | None:
+  """The value of --name=V or --name V on `argv`, or None."""
+  for i, arg in enumerate(argv):
+    for prefix in (f'--{name}', f'-{name}'):
+      if arg.startswith(prefix + '='):
+        return arg[len(prefix) + 1:]
+      if arg == prefix and i + 1 < len(argv):
+        return argv[i + 1]
+  return None
+
+
+def define_config_flag(argv: list[str] | None = None):
+  """Defines --config: by default the config saved in the --workdir named on `argv` (sys.argv);
+  read it through `flag_config`."""
+  from ml_collections import config_flags
+  argv = sys.argv if argv is None else argv
+  workdir = _flag_value('workdir', argv)
+  default = f'{os.path.abspath(__file__)}:{workdir}' if workdir else None
+  return config_flags.DEFINE_config_file(
+      'config', default, 'Config file the workdir was trained with (default: its config.json).')
+
+
+def flag_config(holder) -> ml_collections.ConfigDict:
+  """The --config flag's ConfigDict; the error that loading it raised (config_flags keeps it for
+  the first use), e.g. the workdir's missing config.json, is raised here as it was."""
+  try:
+    holder.value.get('seed')
+  except OSError as e:
+    raise (e.__cause__ or e) from None
+  return holder.value
