@@ -86,4 +86,4 @@ def test_command_line_takes_config_overrides(workdir, tmp_path):
   assert record['videos'] == 8 and record['views_per_video'] == 2 and 'top-1' in done.stdout
   empty = _cli(f'--workdir={tmp_path / "empty"}')
   assert empty.returncode != 0
-  assert 'FileNotFoundError: No config.json in workdir' in empty.stderr.strip().splitlines()[-1]
+  assert 'FileNotFoundError: No checkpoint in workdir' in empty.stderr.strip().splitlines()[-1]

@@ -34,8 +34,12 @@ def _tuples(value):
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
-  """The ConfigDict saved in WORKDIR/config.json (FileNotFoundError naming the fix if none)."""
+  """The ConfigDict saved in WORKDIR/config.json (FileNotFoundError naming the fix if the
+  workdir has no checkpoint or no config.json)."""
   path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.isdir(os.path.join(workdir, 'checkpoints')):
+    raise FileNotFoundError(f'No checkpoint in workdir {workdir}; train first with `python -m '
+                            f'vivit_jax.main --config CONFIG --workdir {workdir}`.')
   if not os.path.isfile(path):
     raise FileNotFoundError(
         f'No {CONFIG_FILE} in workdir {workdir} (training writes it; older workdirs lack it): '
