@@ -23,12 +23,19 @@ from absl import app, flags, logging  # noqa: E402
 
 from vivit_jax.train import workdir as workdir_lib  # noqa: E402
 
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Workdir holding the checkpoint and config.json.')
-_CONFIG = workdir_lib.define_config_flag()
-_SPLIT = flags.DEFINE_string('split', None, 'Split to evaluate (default: config.dataset.'
-                             'eval_split); TFDS slices such as test[:100] work.')
-_OUT = flags.DEFINE_string('out', None, 'Where the files go (default: WORKDIR/eval).')
-flags.mark_flags_as_required(['workdir'])
+
+def define_flags() -> dict:
+  """The command-line flags (defined only when run as a program: importing defines none)."""
+  defined = {
+      'workdir': flags.DEFINE_string('workdir', None,
+                                     'Workdir holding the checkpoint and config.json.'),
+      'config': workdir_lib.define_config_flag(),
+      'split': flags.DEFINE_string('split', None, 'Split to evaluate (default: config.dataset.'
+                                   'eval_split); TFDS slices such as test[:100] work.'),
+      'out': flags.DEFINE_string('out', None, 'Where the files go (default: WORKDIR/eval).')}
+  flags.mark_flags_as_required(['workdir'])
+  return defined
+
 
 MAX_LABELLED_CLASSES = 60  # Confusion matrices of more classes are drawn without class names.
 
@@ -136,9 +143,11 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}. Config fields are set with '
                          f'--config.FIELD=VALUE.')
   logging.set_verbosity(logging.WARNING)  # Libraries' INFO chatter (Orbax, TFDS) stays quiet.
-  out = _OUT.value or os.path.join(_WORKDIR.value, 'eval')
+  workdir = _FLAGS['workdir'].value
+  out = _FLAGS['out'].value or os.path.join(workdir, 'eval')
   try:
-    record = evaluate(workdir_lib.flag_config(_CONFIG), _WORKDIR.value, _SPLIT.value, out)
+    record = evaluate(workdir_lib.flag_config(_FLAGS['config']), workdir, _FLAGS['split'].value,
+                      out)
   except (ValueError, FileNotFoundError) as e:
     if os.environ.get('VIVIT_TRACEBACK'):
       raise
@@ -147,4 +156,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  _FLAGS = define_flags()
   app.run(main)

@@ -19,16 +19,24 @@ from absl import app, flags, logging  # noqa: E402
 
 from vivit_jax.train import workdir as workdir_lib  # noqa: E402
 
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Workdir holding the checkpoint and config.json.')
-_CONFIG = workdir_lib.define_config_flag()
-_VIDEO = flags.DEFINE_string('video', None, 'Video file (any container and codec FFmpeg reads).')
-_NUM_CLIPS = flags.DEFINE_integer('num_clips', None, 'Clips uniformly spaced in time (default: '
-                                  'config.dataset.eval_clips).')
-_NUM_CROPS = flags.DEFINE_integer('num_crops', None, 'Crops per clip: 1 centre, 3 along the long '
-                                  'side (default: config.dataset.eval_crops).')
-_FPS = flags.DEFINE_float('fps', None, "Frame rate to sample the video at (default: the "
-                          "dataset's, else the file's).")
-flags.mark_flags_as_required(['workdir', 'video'])
+
+def define_flags() -> dict:
+  """The command-line flags (defined only when run as a program: importing defines none)."""
+  defined = {
+      'workdir': flags.DEFINE_string('workdir', None,
+                                     'Workdir holding the checkpoint and config.json.'),
+      'config': workdir_lib.define_config_flag(),
+      'video': flags.DEFINE_string('video', None,
+                                   'Video file (any container and codec FFmpeg reads).'),
+      'num_clips': flags.DEFINE_integer('num_clips', None, 'Clips uniformly spaced in time '
+                                        '(default: config.dataset.eval_clips).'),
+      'num_crops': flags.DEFINE_integer('num_crops', None, 'Crops per clip: 1 centre, 3 along '
+                                        'the long side (default: config.dataset.eval_crops).'),
+      'fps': flags.DEFINE_float('fps', None, "Frame rate to sample the video at (default: the "
+                                "dataset's, else the file's).")}
+  flags.mark_flags_as_required(['workdir', 'video'])
+  return defined
+
 
 TOP_K = 5
 
@@ -112,16 +120,18 @@ def main(argv):
                          f'--config.FIELD=VALUE.')
   logging.set_verbosity(logging.WARNING)  # Libraries' INFO chatter (Orbax, TFDS) stays quiet.
   try:
-    top = predict(workdir_lib.flag_config(_CONFIG), _WORKDIR.value, _VIDEO.value,
-                  num_clips=_NUM_CLIPS.value, num_crops=_NUM_CROPS.value, fps=_FPS.value)
+    top = predict(workdir_lib.flag_config(_FLAGS['config']), _FLAGS['workdir'].value,
+                  _FLAGS['video'].value, num_clips=_FLAGS['num_clips'].value,
+                  num_crops=_FLAGS['num_crops'].value, fps=_FLAGS['fps'].value)
   except (ValueError, FileNotFoundError) as e:  # VideoReadError is a ValueError.
     if os.environ.get('VIVIT_TRACEBACK'):
       raise
     sys.exit(f'{type(e).__name__}: {e}')
-  print(f'{_VIDEO.value}:')
+  print(f"{_FLAGS['video'].value}:")
   for name, p in top:
     print(f'  {p:.4f}  {name}')
 
 
 if __name__ == '__main__':
+  _FLAGS = define_flags()
   app.run(main)
