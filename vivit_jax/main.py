@@ -1,6 +1,8 @@
 r"""Entry point: `python -m vivit_jax.main --config configs/X.py --workdir DIR [--config.a.b=v]`.
 
 Trains, evaluates and checkpoints as the config says; rerunning with the same workdir resumes.
+Multi-host: every process runs the same command; TPU pod slices, SLURM and Open MPI are detected,
+elsewhere pass --coordinator=HOST:PORT --num_processes=N --process_id=I (vivit_jax.distributed).
 """
 import os
 import re
@@ -16,6 +18,9 @@ from vivit_jax import console  # noqa: E402
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (configs/X.py).',
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints and metrics.')
+_COORDINATOR = flags.DEFINE_string('coordinator', None, 'Multi-host: HOST:PORT of process 0.')
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Multi-host: number of processes.')
+_PROCESS_ID = flags.DEFINE_integer('process_id', None, 'Multi-host: this process, 0..N-1.')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
@@ -39,8 +44,12 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}. Config fields are set with '
                          f'--config.FIELD=VALUE.')
-  from vivit_jax.train import loop  # Imported late: JAX starts after flags are parsed.
+  # Imported late: JAX starts after flags are parsed (and computes nothing before initialize).
+  from vivit_jax import distributed
+  from vivit_jax.train import loop
   try:
+    distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    distributed.quiet_unless_primary()
     loop.run(_CONFIG.value, _WORKDIR.value)
   except loop.TrainingInterrupted as stop:
     logging.warning('%s', stop)

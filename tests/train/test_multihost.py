@@ -1,0 +1,76 @@
+"""Two JAX processes (2 simulated CPU devices each, gloo collectives) train, checkpoint and resume
+exactly like one process with 4 devices."""
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import REPO
+
+WORKER = os.path.join(REPO, 'tests', 'train', 'multihost_worker.py')
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+def _env(devices: int) -> dict:
+  env = dict(os.environ, JAX_PLATFORMS='cpu', TF_CPP_MIN_LOG_LEVEL='3',
+             XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
+  env.pop('JAX_NUM_CPU_DEVICES', None)
+  return env
+
+
+def _run(workdir, data_dir, out, *, processes: int, devices_per_process: int) -> dict:
+  """Runs the worker as `processes` processes; returns process 0's result."""
+  args = [sys.executable, WORKER, '--workdir', str(workdir), '--data_dir', data_dir,
+          '--out', str(out)]
+  if processes > 1:
+    args += ['--coordinator', f'127.0.0.1:{_free_port()}', '--num_processes', str(processes)]
+  procs = [subprocess.Popen(args + (['--process_id', str(i)] if processes > 1 else []),
+                            env=_env(devices_per_process), cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+           for i in range(processes)]
+  outputs = [p.communicate(timeout=600)[0] for p in procs]
+  for p, output in zip(procs, outputs):
+    assert p.returncode == 0, output[-3000:]
+  with open(out) as f:
+    return json.load(f)
+
+
+@pytest.fixture(scope='module')
+def runs(synthetic_data_dir, tmp_path_factory):
+  tmp = tmp_path_factory.mktemp('multihost')
+  single = _run(tmp / 'single', synthetic_data_dir, tmp / 'single.json', processes=1,
+                devices_per_process=4)
+  multi = _run(tmp / 'multi', synthetic_data_dir, tmp / 'multi.json', processes=2,
+               devices_per_process=2)
+  return single, multi, tmp
+
+
+def test_two_processes_match_one_process(runs):
+  single, multi, _ = runs
+  assert (single['processes'], multi['processes']) == (1, 2)
+  assert single['devices'] == multi['devices'] == 4
+  assert single['step'] == multi['step'] == 4
+  assert sorted(single['losses']) == sorted(multi['losses']) == ['1', '2', '3', '4']
+  for k in single['losses']:
+    assert multi['losses'][k] == pytest.approx(single['losses'][k], rel=1e-5, abs=1e-6)
+  assert single['losses']['4'] != single['losses']['1']  # It trained.
+  assert multi['eval']['eval/count'] == single['eval']['eval/count'] == 1280
+  for k in ('eval/loss', 'eval/top1', 'eval/top5'):
+    assert multi['eval'][k] == pytest.approx(single['eval'][k], rel=1e-5, abs=1e-6)
+  assert multi['params'] == pytest.approx(single['params'], rel=1e-5, abs=1e-6)
+
+
+def test_only_process_zero_writes_logs(runs):
+  _, _, tmp = runs
+  with open(tmp / 'multi' / 'metrics.jsonl') as f:
+    steps = [json.loads(line)['step'] for line in f]
+  assert steps.count(4) == 2  # One train line and one eval line, from process 0 alone.
+  assert sorted(os.listdir(tmp / 'multi' / 'checkpoints')) == ['2', '4']
