@@ -10,7 +10,8 @@ over the views of each video (`tasks.ViewAverager`), and writes to --out:
   results.json          top-1 / top-5 per video, mean per-class accuracy, loss, counts, views
   per_class.csv         class, videos, top-1, top-5 (of the class's videos)
   confusion_matrix.png  rows = true class, columns = predicted class (top-1), each row normalised
-and prints a summary. A classification workdir only.
+and prints a summary. A classification workdir only. Workdir and --out may be any tf.io.gfile
+path (gs://BUCKET/...).
 """
 import csv
 import json
@@ -62,7 +63,8 @@ def class_metrics(probs, labels, num_classes: int) -> dict:
 
 def write_per_class(path: str, class_names, per_class: dict):
   """CSV: class, videos, top1, top5 (blank accuracies for a class without videos)."""
-  with open(path, 'w', newline='') as f:
+  import tensorflow as tf
+  with tf.io.gfile.GFile(path, 'w') as f:
     writer = csv.writer(f)
     writer.writerow(['class', 'videos', 'top1', 'top5'])
     for name, n, top1, top5 in zip(class_names, per_class['videos'], per_class['top1'],
@@ -73,6 +75,7 @@ def write_per_class(path: str, class_names, per_class: dict):
 def plot_confusion(path: str, confusion, class_names, title: str):
   """PNG of `confusion` (K, K) counts, each row (true class) normalised to sum 1."""
   import numpy as np
+  import tensorflow as tf
   from matplotlib.figure import Figure
   k = len(class_names)
   rows = confusion / np.maximum(confusion.sum(1, keepdims=True), 1)
@@ -86,7 +89,8 @@ def plot_confusion(path: str, confusion, class_names, title: str):
     ax.set_yticks(range(k), class_names, fontsize=8)
   ax.set(xlabel='predicted class (top-1)', ylabel='true class')
   fig.suptitle(title)
-  fig.savefig(path, dpi=100)
+  with tf.io.gfile.GFile(path, 'wb') as f:
+    fig.savefig(f, format='png', dpi=100)
 
 
 def evaluate(config, workdir: str, split: str | None = None, out: str | None = None) -> dict:
@@ -95,6 +99,7 @@ def evaluate(config, workdir: str, split: str | None = None, out: str | None = N
   WORKDIR/eval) on process 0 and returns the results.json record."""
   import jax
   import ml_collections
+  import tensorflow as tf
   from vivit_jax import data
   from vivit_jax.train import loop, step, tasks
   if config.task != 'classification':
@@ -111,7 +116,7 @@ def evaluate(config, workdir: str, split: str | None = None, out: str | None = N
   class_names = data.dataset_info(config.dataset)['class_names']
   per_class = class_metrics(probs, labels, len(class_names))
   ds = config.dataset
-  record = {'workdir': os.path.abspath(workdir), 'step': int(exp.state.step),
+  record = {'workdir': workdir_lib.absolute(workdir), 'step': int(exp.state.step),
             'dataset': ds.name, 'split': ds.eval_split, 'videos': int(results['eval/count']),
             'views_per_video': results['eval/views'], 'eval_clips': ds.eval_clips,
             'eval_crops': ds.eval_crops, 'top1': results['eval/top1'],
@@ -119,8 +124,8 @@ def evaluate(config, workdir: str, split: str | None = None, out: str | None = N
             'loss': results['eval/loss']}
   out = out or os.path.join(workdir, 'eval')
   if jax.process_index() == 0:
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, 'results.json'), 'w') as f:
+    tf.io.gfile.makedirs(out)
+    with tf.io.gfile.GFile(os.path.join(out, 'results.json'), 'w') as f:
       json.dump(record, f, indent=1)
     write_per_class(os.path.join(out, 'per_class.csv'), class_names, per_class)
     plot_confusion(os.path.join(out, 'confusion_matrix.png'), per_class['confusion'],

@@ -1,4 +1,5 @@
-"""Where metrics go: workdir/metrics.jsonl, TensorBoard events, and a progress line."""
+"""Where metrics go: workdir/metrics.jsonl, TensorBoard events, and a progress line (the workdir
+may be any tf.io.gfile path, e.g. gs://BUCKET/runs/NAME)."""
 import json
 import os
 import time
@@ -12,14 +13,14 @@ class MetricWriter:
   def __init__(self, workdir: str, enabled: bool = True):
     self.enabled = enabled
     if enabled:
-      os.makedirs(workdir, exist_ok=True)
+      tf.io.gfile.makedirs(workdir)
       self.path = os.path.join(workdir, 'metrics.jsonl')
       self.summary = tf.summary.create_file_writer(os.path.join(workdir, 'tensorboard'))
 
   def write(self, step: int, metrics: dict):
     if not self.enabled:
       return
-    with open(self.path, 'a') as f:
+    with tf.io.gfile.GFile(self.path, 'a') as f:
       f.write(json.dumps({'step': int(step), **{k: float(v) for k, v in metrics.items()}}) + '\n')
     with self.summary.as_default(step=int(step)):
       for name, value in metrics.items():

@@ -5,21 +5,28 @@ take only `--workdir` (`vivit_jax.evaluate`, `vivit_jax.predict`) read it back.
 the `--workdir` of its command line, so `--config.a.b=value` overrides apply to it; a workdir
 trained before configs were saved takes `--config=configs/X.py` (the config it was trained with).
 This file is also a config file: `--config=vivit_jax/train/workdir.py:WORKDIR`.
+A workdir may be any tf.io.gfile path: a local directory or a bucket (gs://BUCKET/runs/NAME).
 """
 import json
 import os
 import sys
 
 import ml_collections
+import tensorflow as tf
 
 CONFIG_FILE = 'config.json'
 
 
+def absolute(path: str) -> str:
+  """`path` made absolute if local; a URL (gs://BUCKET/..., any scheme://) as it is."""
+  return path if '://' in path else os.path.abspath(path)
+
+
 def save_config(config, workdir: str) -> str:
   """Writes `config` as JSON to WORKDIR/config.json (tuples become lists); returns the path."""
-  os.makedirs(workdir, exist_ok=True)
+  tf.io.gfile.makedirs(workdir)
   path = os.path.join(workdir, CONFIG_FILE)
-  with open(path, 'w') as f:
+  with tf.io.gfile.GFile(path, 'w') as f:
     f.write(config.to_json_best_effort(indent=1, sort_keys=True))
   return path
 
@@ -37,14 +44,14 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
   """The ConfigDict saved in WORKDIR/config.json (FileNotFoundError naming the fix if the
   workdir has no checkpoint or no config.json)."""
   path = os.path.join(workdir, CONFIG_FILE)
-  if not os.path.isdir(os.path.join(workdir, 'checkpoints')):
+  if not tf.io.gfile.isdir(os.path.join(workdir, 'checkpoints')):
     raise FileNotFoundError(f'No checkpoint in workdir {workdir}; train first with `python -m '
                             f'vivit_jax.main --config CONFIG --workdir {workdir}`.')
-  if not os.path.isfile(path):
+  if not tf.io.gfile.exists(path):
     raise FileNotFoundError(
         f'No {CONFIG_FILE} in workdir {workdir} (training writes it; older workdirs lack it): '
         f'pass the config it was trained with, --config=configs/X.py.')
-  with open(path) as f:
+  with tf.io.gfile.GFile(path) as f:
     return ml_collections.ConfigDict(_tuples(json.load(f)))
 
 
