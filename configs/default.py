@@ -59,7 +59,13 @@ def get_config(arg=None):
       attention_dropout_rate=0.0,
       stochastic_depth=0.1,
       classifier='token',  # 'token' (CLS) or 'gap' (global average pool).
-      attention_impl='xla',  # 'xla' or 'cudnn' (GPU, bf16/fp16, head dim % 8 == 0).
+      attention_impl='auto',  # 'auto': cuDNN flash attention where it runs (GPU, bf16/fp16,
+                              # head dim % 8 == 0, no attention dropout), else XLA; 'xla';
+                              # 'cudnn' (an error where it cannot run).
+      remat='none',  # Recompute each transformer block in the backward pass: 'none', 'full'
+                     # (save nothing) or 'dots' (save the matmuls without batch dims).
+      scan_layers=False,  # nn.scan over identical blocks: one compiled block, params stacked
+                          # (encoder/blocks, leading 'layers' axis); checkpoints convert.
       dtype='float32',  # Compute dtype; 'bfloat16' on accelerators.
       param_dtype='float32',
   ))
@@ -116,5 +122,6 @@ def get_config(arg=None):
       ('length', None),
       ('classes', None),
       ('patch', None),
+      ('layers', None),  # The stacked axis of scanned blocks (config.model.scan_layers).
   )
   return config

@@ -3,6 +3,12 @@
 The encoder's attention is joint over all tokens or factorised over space and time (ViViT
 Models 3 and 4) for tokens ordered (frame, position); `within` regroups them.
 
+Speed options of every transformer encoder (`stacked_blocks`): `remat` (REMAT_POLICIES) recomputes
+each block's activations in the backward pass; `scan_layers` runs the identical blocks as one
+`nn.scan` (compiled once, params stacked under `blocks` with a leading 'layers' axis; see
+models/scan.py for the conversion to and from `block_i`). `attention_impl` (ATTENTION_IMPLS) picks
+the attention kernel at trace time (`choose_attention`).
+
 Every parameter carries logical axis names ('embed', 'mlp', 'heads', 'kv') that
 `config.sharding_rules` maps to mesh axes; the residual stream is constrained to
 ('batch', 'length', 'embed') between blocks.
@@ -28,9 +34,15 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     'swish': nn.silu,
 }
 RESIDUAL_AXES = ('batch', 'length', 'embed')
-# config.model.attention_impl -> `implementation` of jax.nn.dot_product_attention.
-ATTENTION_IMPLS = {'xla': None, 'cudnn': 'cudnn'}
+# config.model.attention_impl: 'auto' (cuDNN flash attention where it runs, else XLA), 'xla' or
+# 'cudnn' (raises where it cannot run); see choose_attention.
+ATTENTION_IMPLS = ('auto', 'xla', 'cudnn')
 _CUDNN_DTYPES = (jnp.bfloat16, jnp.float16)
+CUDNN_MAX_HEAD_DIM = 128  # 256 on Hopper; 128 runs everywhere.
+# config.model.remat -> jax.checkpoint policy of each block ('none': no remat; 'full' saves
+# nothing; 'dots' saves the matmuls without batch dimensions, i.e. the projections and MLP).
+REMAT_POLICIES = {'none': None, 'full': None,
+                  'dots': jax.checkpoint_policies.dots_with_no_batch_dims_saveable}
 # EncoderBlock.factorisation: joint attention, ViViT Model 3 or ViViT Model 4.
 FACTORISATIONS = (None, 'self_attention', 'dot_product')
 
@@ -75,15 +87,40 @@ def constrain_residual(x: jax.Array) -> jax.Array:
   return nn.with_logical_constraint(x, RESIDUAL_AXES)
 
 
-def _check_cudnn(q: jax.Array):
-  """Raises if cuDNN flash attention cannot take q (B, N, heads, head_dim)."""
-  if q.dtype not in _CUDNN_DTYPES:
-    raise ValueError(f"attention_impl='cudnn' needs a bfloat16 or float16 compute dtype, got "
-                     f"{q.dtype}: set config.model.dtype='bfloat16' or attention_impl='xla'.")
-  if q.shape[-1] % 8:
-    raise ValueError(f"attention_impl='cudnn' needs head_dim (hidden_size / num_heads) % 8 == 0, "
-                     f"got head_dim {q.shape[-1]}: change config.model.hidden_size/num_heads or "
-                     f"use attention_impl='xla'.")
+def _cudnn_problem(dtype: Dtype, head_dim: int, dropout: bool, platform: str) -> Optional[str]:
+  """Why cuDNN flash attention cannot run (as the fix), or None if it can."""
+  if jnp.dtype(dtype) not in _CUDNN_DTYPES:
+    return (f"it needs a bfloat16 or float16 compute dtype, got {jnp.dtype(dtype)}: set "
+            f"config.model.dtype='bfloat16' or attention_impl='xla'")
+  if head_dim % 8 or head_dim > CUDNN_MAX_HEAD_DIM:
+    return (f"it needs head_dim (hidden_size / num_heads) % 8 == 0 and <= {CUDNN_MAX_HEAD_DIM}, "
+            f"got head_dim {head_dim}: change config.model.hidden_size/num_heads or use "
+            f"attention_impl='xla'")
+  if dropout:
+    return ("it has no attention-weight dropout: set config.model.attention_dropout_rate=0 or "
+            "attention_impl='xla'")
+  if platform != 'gpu':
+    return f"it runs on GPU only (this is {platform}): use attention_impl='auto' or 'xla'"
+  return None
+
+
+def choose_attention(impl: str, dtype: Dtype, head_dim: int, *, dropout: bool = False,
+                     platform: Optional[str] = None) -> str:
+  """The kernel, 'xla' or 'cudnn', for config.model.attention_impl `impl` on q of `dtype` and
+  `head_dim`, with attention-weight `dropout` or not, on `platform` (default: JAX's default
+  backend, e.g. 'cpu', 'gpu', 'tpu').
+
+  'auto' picks 'cudnn' wherever cuDNN flash attention runs (GPU, bfloat16/float16, head_dim % 8
+  == 0 and <= CUDNN_MAX_HEAD_DIM, no dropout), else 'xla'; 'cudnn' raises ValueError with the fix
+  where it cannot run.
+  """
+  check_choices('attention', (('attention_impl', impl, ATTENTION_IMPLS),))
+  if impl == 'xla':
+    return 'xla'
+  problem = _cudnn_problem(dtype, head_dim, dropout, platform or jax.default_backend())
+  if problem and impl == 'cudnn':
+    raise ValueError(f"config.model.attention_impl='cudnn' cannot run: {problem}.")
+  return 'xla' if problem else 'cudnn'
 
 
 def within(fn: Callable[..., jax.Array], over: str, num_frames: int, *xs: jax.Array):
@@ -154,12 +191,11 @@ class Attention(nn.Module):
 
   def _attend(self, q: jax.Array, k: jax.Array, v: jax.Array, train: bool) -> jax.Array:
     """q, k, v (B, N, heads, head_dim) -> (B, N, heads, head_dim): attention over all N."""
-    if train and self.dropout_rate > 0:
+    dropout = train and self.dropout_rate > 0
+    kernel = choose_attention(self.attention_impl, q.dtype, q.shape[-1], dropout=dropout)
+    if dropout:
       return self._attend_with_dropout(q, k, v)
-    implementation = ATTENTION_IMPLS[self.attention_impl]
-    if implementation == 'cudnn':
-      _check_cudnn(q)
-    return jax.nn.dot_product_attention(q, k, v, implementation=implementation)
+    return jax.nn.dot_product_attention(q, k, v, implementation=kernel)
 
   def _attend_with_dropout(self, q, k, v):
     """q, k, v (B, N, heads, head_dim) -> (B, N, heads, head_dim), dropping attention weights."""
@@ -219,13 +255,13 @@ class DropPath(nn.Module):
   """Stochastic depth on a residual branch (B, ...): zero whole examples with probability `rate`.
 
   Kept examples are scaled by 1 / (1 - rate), so the expectation is unchanged; identity at eval.
-  Uses the rng stream 'drop_path'.
+  `rate` may be a traced scalar (a scanned layer's). Uses the rng stream 'drop_path'.
   """
-  rate: float
+  rate: Any  # float or () array.
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    if not train or self.rate == 0:
+    if not train or (isinstance(self.rate, (int, float)) and self.rate == 0):
       return x
     keep_prob = 1.0 - self.rate
     keep = jax.random.bernoulli(self.make_rng('drop_path'), keep_prob,
@@ -244,6 +280,7 @@ class EncoderBlock(nn.Module):
                       position, output projection zero-initialised), then the MLP.
     'dot_product'     ViViT Model 4: FactorisedDotProductAttention.
   LayerNorms use `layer_norm_eps`, the MLP `hidden_act`, attention `qkv_bias` (see Attention).
+  A `drop_path_rate` passed to __call__ (a float or a scanned layer's () array) replaces the field.
   """
   num_heads: int
   mlp_dim: int
@@ -260,7 +297,7 @@ class EncoderBlock(nn.Module):
   qkv_bias: str = 'qkv'
 
   @nn.compact
-  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+  def __call__(self, x: jax.Array, *, train: bool, drop_path_rate: Any = None) -> jax.Array:
     if self.factorisation not in FACTORISATIONS:
       raise ValueError(f"EncoderBlock.factorisation='{self.factorisation}' is not one of "
                        f"{FACTORISATIONS}.")
@@ -269,38 +306,66 @@ class EncoderBlock(nn.Module):
       cls, kwargs = FactorisedDotProductAttention, dict(kwargs, num_frames=self.num_frames)
     attention = functools.partial(cls, self.num_heads, self.attention_dropout_rate,
                                   self.attention_impl, self.dtype, self.param_dtype, **kwargs)
+    rate = self.drop_path_rate if drop_path_rate is None else drop_path_rate
     if self.factorisation == 'self_attention':
-      x = self._attention_residual(x, attention(name='attn'), 'space', train)
+      x = self._attention_residual(x, attention(name='attn'), 'space', train, rate)
       x = self._attention_residual(x, attention(zero_init_out=True, name='temporal_attn'),
-                                   'time', train)
+                                   'time', train, rate)
     else:
-      x = self._attention_residual(x, attention(name='attn'), None, train)
+      x = self._attention_residual(x, attention(name='attn'), None, train, rate)
     y = layer_norm(self.dtype, self.param_dtype, 'norm_mlp', self.layer_norm_eps)(x)
     y = MlpBlock(self.mlp_dim, self.dropout_rate, self.dtype, self.param_dtype, self.hidden_act,
                  name='mlp')(y, train=train)
-    return x + DropPath(self.drop_path_rate)(y, train=train)
+    return x + DropPath(rate)(y, train=train)
 
   def _attention_residual(self, x: jax.Array, attention: Attention, over: Optional[str],
-                          train: bool) -> jax.Array:
+                          train: bool, rate: Any) -> jax.Array:
     """x (B, N, D) + DropPath(Dropout(attention(LN(x)))); `over` 'space'/'time' restricts it
     `within` frames / spatial positions. The LayerNorm is named 'norm_' + attention.name."""
     y = layer_norm(self.dtype, self.param_dtype, f'norm_{attention.name}', self.layer_norm_eps)(x)
     attend = functools.partial(attention, train=train)
     y = within(attend, over, self.num_frames, y) if over else attend(y)
     y = nn.Dropout(self.dropout_rate)(y, deterministic=not train)
-    return x + DropPath(self.drop_path_rate)(y, train=train)
+    return x + DropPath(rate)(y, train=train)
+
+
+def check_speed_options(model: str, remat: str, scan_layers: bool):
+  """ValueError naming config.model.remat / scan_layers unless they are valid."""
+  check_choices(model, (('remat', remat, tuple(REMAT_POLICIES)),
+                        ('scan_layers', scan_layers, (False, True))))
 
 
 def stacked_blocks(x: jax.Array, num_layers: int, stochastic_depth: float, train: bool,
-                   block: Callable[[int, float], nn.Module]) -> jax.Array:
-  """x (B, N, D) through `block(i, drop_path_rate)` for i < num_layers, created in the calling
-  module's scope (so named `block_i` there), the rate growing linearly from 0 to
-  `stochastic_depth`; the residual stream is sharding-constrained between blocks."""
+                   block: Callable[[str], nn.Module], remat: str = 'none',
+                   scan_layers: bool = False) -> jax.Array:
+  """x (B, N, D) through `num_layers` blocks `block(name)`, created in the calling module's scope
+  and called `(x, train=, drop_path_rate=)`; the rate grows linearly from 0 to
+  `stochastic_depth`; the residual stream is sharding-constrained between blocks.
+
+  Unrolled, the blocks are named `block_i`. With `scan_layers` one `nn.scan` runs them: params
+  (and the 'dropout' / 'drop_path' rngs) get a leading layer axis, logical name 'layers', under
+  the name `blocks`. `remat` (REMAT_POLICIES) wraps each block in `nn.remat` (inside the scan).
+  """
+  def layer(rate):  # Closes over `train` and the rate, which stay Python values under remat.
+    def apply(module, y):
+      return constrain_residual(module(y, train=train, drop_path_rate=rate))
+    if remat == 'none':
+      return apply
+    return nn.remat(apply, policy=REMAT_POLICIES[remat], prevent_cse=not scan_layers)
+
+  rates = [stochastic_depth * i / max(num_layers - 1, 1) for i in range(num_layers)]
   x = constrain_residual(x)
-  for i in range(num_layers):
-    x = block(i, stochastic_depth * i / max(num_layers - 1, 1))(x, train=train)
-    x = constrain_residual(x)
-  return x
+  if not scan_layers:
+    for i, rate in enumerate(rates):
+      x = layer(rate)(block(f'block_{i}'), x)
+    return x
+  def body(module, y, rate):  # Rates 0 stay Python zeros: DropPath is skipped.
+    return layer(rate if stochastic_depth else 0.0)(module, y), None
+
+  scan = nn.scan(body, variable_axes={'params': 0},
+                 split_rngs={'params': True, 'dropout': True, 'drop_path': True},
+                 length=num_layers, metadata_params={nn.PARTITION_NAME: 'layers'})
+  return scan(block('blocks'), x, jnp.asarray(rates, jnp.float32))[0]
 
 
 class Encoder(nn.Module):
@@ -309,7 +374,7 @@ class Encoder(nn.Module):
 
   The stochastic-depth rate grows linearly from 0 (first block) to `stochastic_depth` (last).
   `factorisation`, `num_frames`, `layer_norm_eps`, `hidden_act` and `qkv_bias` are passed to
-  every EncoderBlock.
+  every EncoderBlock; `remat` and `scan_layers` to stacked_blocks.
   """
   num_layers: int
   num_heads: int
@@ -325,16 +390,17 @@ class Encoder(nn.Module):
   layer_norm_eps: float = LN_EPSILON
   hidden_act: str = 'gelu'
   qkv_bias: str = 'qkv'
-
   final_norm: bool = True
+  remat: str = 'none'  # See stacked_blocks.
+  scan_layers: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    x = stacked_blocks(x, self.num_layers, self.stochastic_depth, train, lambda i, rate: (
+    x = stacked_blocks(x, self.num_layers, self.stochastic_depth, train, lambda name: (
         EncoderBlock(self.num_heads, self.mlp_dim, self.dropout_rate,
-                     self.attention_dropout_rate, rate, self.attention_impl, self.dtype,
+                     self.attention_dropout_rate, 0.0, self.attention_impl, self.dtype,
                      self.param_dtype, self.factorisation, self.num_frames, self.layer_norm_eps,
-                     self.hidden_act, self.qkv_bias, name=f'block_{i}')))
+                     self.hidden_act, self.qkv_bias, name=name)), self.remat, self.scan_layers)
     if not self.final_norm:
       return x
     return layer_norm(self.dtype, self.param_dtype, 'norm', self.layer_norm_eps)(x)

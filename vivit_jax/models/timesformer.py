@@ -17,7 +17,8 @@ from vivit_jax.models.layers import Dtype, partitioned
 
 class DividedBlock(nn.Module):
   """Temporal attention, spatial attention, MLP on tokens (B, 1 + P * T, D), CLS first, patches
-  ordered (patch, time); all pre-norm residual branches.
+  ordered (patch, time); all pre-norm residual branches. A `drop_path_rate` passed to __call__
+  (a float or a scanned layer's () array) replaces the field.
   """
   num_frames: int
   num_heads: int
@@ -35,42 +36,46 @@ class DividedBlock(nn.Module):
   def _norm(self, name: str) -> nn.LayerNorm:
     return layers.layer_norm(self.dtype, self.param_dtype, name, self.layer_norm_eps)
 
-  def _attend(self, x: jax.Array, name: str, train: bool) -> jax.Array:
+  def _attend(self, x: jax.Array, name: str, train: bool, rate) -> jax.Array:
     """DropPath(Dropout(Attention(LN(x)))) on (B', N', D); drop-path masks rows of B' (as HF)."""
     y = self._norm(f'norm_{name}')(x)
     y = layers.Attention(self.num_heads, self.attention_dropout_rate, self.attention_impl,
                          self.dtype, self.param_dtype, qkv_bias='qkv' if self.qkv_bias else '',
                          name=name)(y, train=train)
     y = nn.Dropout(self.dropout_rate)(y, deterministic=not train)
-    return layers.DropPath(self.drop_path_rate)(y, train=train)
+    return layers.DropPath(rate)(y, train=train)
 
   @nn.compact
-  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+  def __call__(self, x: jax.Array, *, train: bool, drop_path_rate=None) -> jax.Array:
+    rate = self.drop_path_rate if drop_path_rate is None else drop_path_rate
     b, n, d = x.shape
     t = self.num_frames
     p = (n - 1) // t
     cls, patches = x[:, :1], x[:, 1:]
     # Temporal: each patch attends over its T frames.
-    y = self._attend(patches.reshape(b * p, t, d), 'temporal_attn', train).reshape(b, p * t, d)
+    y = self._attend(patches.reshape(b * p, t, d), 'temporal_attn', train, rate)
+    y = y.reshape(b, p * t, d)
     patches = patches + nn.Dense(
         d, dtype=self.dtype, param_dtype=self.param_dtype,
         kernel_init=partitioned(nn.initializers.zeros, (None, 'embed')),
         bias_init=partitioned(nn.initializers.zeros, ('embed',)), name='temporal_dense')(y)
     # Spatial: each frame's patches attend with a copy of the CLS token.
     frames = patches.reshape(b, p, t, d).transpose(0, 2, 1, 3).reshape(b * t, p, d)
-    y = self._attend(jnp.concatenate([jnp.repeat(cls, t, axis=0), frames], axis=1), 'attn', train)
+    y = self._attend(jnp.concatenate([jnp.repeat(cls, t, axis=0), frames], axis=1), 'attn', train,
+                     rate)
     cls_update = y[:, 0].reshape(b, t, d).mean(axis=1, keepdims=True)
     patch_update = y[:, 1:].reshape(b, t, p, d).transpose(0, 2, 1, 3).reshape(b, p * t, d)
     x = jnp.concatenate([cls + cls_update, patches + patch_update], axis=1)
     y = layers.MlpBlock(self.mlp_dim, self.dropout_rate, self.dtype, self.param_dtype,
                         self.hidden_act, name='mlp')(self._norm('norm_mlp')(x), train=train)
-    return x + layers.DropPath(self.drop_path_rate)(y, train=train)
+    return x + layers.DropPath(rate)(y, train=train)
 
 
 class DividedEncoder(nn.Module):
   """`num_layers` DividedBlocks then a final LayerNorm; (B, 1 + P * T, D) -> (B, 1 + P * T, D).
 
-  The stochastic-depth rate grows linearly from 0 (first block) to `stochastic_depth` (last).
+  The stochastic-depth rate grows linearly from 0 (first block) to `stochastic_depth` (last);
+  `remat` and `scan_layers` as layers.stacked_blocks.
   """
   num_layers: int
   num_frames: int
@@ -85,14 +90,16 @@ class DividedEncoder(nn.Module):
   qkv_bias: bool
   dtype: Dtype
   param_dtype: Dtype
+  remat: str = 'none'
+  scan_layers: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    x = layers.stacked_blocks(x, self.num_layers, self.stochastic_depth, train, lambda i, rate: (
+    x = layers.stacked_blocks(x, self.num_layers, self.stochastic_depth, train, lambda name: (
         DividedBlock(self.num_frames, self.num_heads, self.mlp_dim, self.dropout_rate,
-                     self.attention_dropout_rate, rate, self.attention_impl, self.layer_norm_eps,
+                     self.attention_dropout_rate, 0.0, self.attention_impl, self.layer_norm_eps,
                      self.hidden_act, self.qkv_bias, self.dtype, self.param_dtype,
-                     name=f'block_{i}')))
+                     name=name)), self.remat, self.scan_layers)
     return layers.layer_norm(self.dtype, self.param_dtype, 'norm', self.layer_norm_eps)(x)
 
 
@@ -116,17 +123,20 @@ class TimeSformer(nn.Module):
   dropout_rate: float
   attention_dropout_rate: float
   stochastic_depth: float
-  attention_impl: str  # 'xla' or 'cudnn'.
+  attention_impl: str  # 'auto', 'xla' or 'cudnn' (layers.ATTENTION_IMPLS).
   dtype: Dtype
   param_dtype: Dtype
   layer_norm_eps: float = 1e-6
   hidden_act: str = 'gelu'  # A key of layers.ACTIVATIONS.
   qkv_bias: bool = True
+  remat: str = 'none'  # Per block: 'none', 'full' or 'dots' (layers.REMAT_POLICIES).
+  scan_layers: bool = False  # nn.scan over the blocks (params `encoder/blocks`).
 
   def __post_init__(self):
     layers.check_choices('timesformer', (
         ('hidden_act', self.hidden_act, tuple(layers.ACTIVATIONS)),
         ('attention_impl', self.attention_impl, tuple(layers.ATTENTION_IMPLS))))
+    layers.check_speed_options('timesformer', self.remat, self.scan_layers)
     super().__post_init__()
 
   @nn.compact
@@ -153,7 +163,7 @@ class TimeSformer(nn.Module):
         self.num_layers, self.num_frames, self.num_heads, self.mlp_dim, self.dropout_rate,
         self.attention_dropout_rate, self.stochastic_depth, self.attention_impl,
         self.layer_norm_eps, self.hidden_act, self.qkv_bias, self.dtype, self.param_dtype,
-        name='encoder')(x, train=train)[:, 0]
+        self.remat, self.scan_layers, name='encoder')(x, train=train)[:, 0]
     if not self.num_classes:
       return x.astype(jnp.float32)
     logits = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype,

@@ -159,17 +159,20 @@ class _Encoder(nn.Module):
   dropout_rate: float = 0.0
   attention_dropout_rate: float = 0.0
   stochastic_depth: float = 0.0
-  attention_impl: str = 'xla'  # 'xla' or 'cudnn'.
+  attention_impl: str = 'xla'  # 'auto', 'xla' or 'cudnn' (layers.ATTENTION_IMPLS).
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
   layer_norm_eps: float = layers.LN_EPSILON  # Encoder (and decoder) blocks; HF's default 1e-12.
   hidden_act: str = 'gelu'  # MLP activation, a key of layers.ACTIVATIONS.
   qv_bias: bool = True  # Biases on the query and value projections (never on the key).
+  remat: str = 'none'  # Per encoder and decoder block: 'none', 'full', 'dots'.
+  scan_layers: bool = False  # nn.scan over the blocks (params `encoder/blocks`, `decoder/blocks`).
 
   def _check(self, model: str):
     layers.check_choices(model, (
         ('attention_impl', self.attention_impl, tuple(layers.ATTENTION_IMPLS)),
         ('hidden_act', self.hidden_act, tuple(layers.ACTIVATIONS))))
+    layers.check_speed_options(model, self.remat, self.scan_layers)
     _check_positive_ints(self, ('patch_size', 'tubelet_size', 'hidden_size', 'num_layers',
                                 'num_heads', 'mlp_dim'))
     if self.hidden_size % self.num_heads:
@@ -199,6 +202,7 @@ class _Encoder(nn.Module):
                           self.attention_impl, self.dtype, self.param_dtype,
                           layer_norm_eps=self.layer_norm_eps, hidden_act=self.hidden_act,
                           qkv_bias='qv' if self.qv_bias else '', final_norm=final_norm,
+                          remat=self.remat, scan_layers=self.scan_layers,
                           name='encoder')(x, train=train)
 
 
@@ -357,7 +361,7 @@ class VideoMAEPretrain(_Encoder):
     pred = Decoder(self.decoder_num_layers, self.decoder_num_heads, self.decoder_mlp_dim,
                    self.tubelet_size * self.patch_size ** 2 * video.shape[-1],
                    self.attention_impl, self.dtype, self.param_dtype, self.layer_norm_eps,
-                   self.hidden_act, 'qv' if self.qv_bias else '',
+                   self.hidden_act, 'qv' if self.qv_bias else '', self.remat, self.scan_layers,
                    name='decoder')(x, keep, train=train)
 
     targets = cube_targets(jax.lax.stop_gradient(video), self.tubelet_size, self.patch_size,
@@ -384,13 +388,15 @@ class Decoder(nn.Module):
   layer_norm_eps: float
   hidden_act: str
   qkv_bias: str
+  remat: str = 'none'  # See layers.stacked_blocks.
+  scan_layers: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, num_predict: int, *, train: bool) -> jax.Array:
-    x = layers.stacked_blocks(x, self.num_layers, 0.0, train, lambda i, _: layers.EncoderBlock(
+    x = layers.stacked_blocks(x, self.num_layers, 0.0, train, lambda name: layers.EncoderBlock(
         self.num_heads, self.mlp_dim, 0.0, 0.0, 0.0, self.attention_impl, self.dtype,
         self.param_dtype, layer_norm_eps=self.layer_norm_eps, hidden_act=self.hidden_act,
-        qkv_bias=self.qkv_bias, name=f'block_{i}'))
+        qkv_bias=self.qkv_bias, name=name), self.remat, self.scan_layers)
     x = layers.layer_norm(self.dtype, self.param_dtype, 'norm', HEAD_NORM_EPS)(x[:, -num_predict:])
     x = nn.Dense(self.cube_dim, dtype=self.dtype, param_dtype=self.param_dtype,
                  kernel_init=partitioned(nn.initializers.xavier_uniform(), ('embed', None)),

@@ -68,7 +68,7 @@ class ViViT(nn.Module):
   attention_dropout_rate: float
   stochastic_depth: float
   classifier: str  # 'token' (CLS) or 'gap' (mean over tokens); Models 3 and 4: 'gap'.
-  attention_impl: str  # 'xla' or 'cudnn'.
+  attention_impl: str  # 'auto', 'xla' or 'cudnn' (layers.ATTENTION_IMPLS).
   dtype: Dtype
   param_dtype: Dtype
   tokenizer: str = 'tubelet'  # 'tubelet' or 'frame'.
@@ -76,6 +76,8 @@ class ViViT(nn.Module):
   layer_norm_eps: float = layers.LN_EPSILON
   hidden_act: str = 'gelu'  # MLP activation, a key of layers.ACTIVATIONS.
   qkv_bias: bool = True  # Biases on the query, key and value projections.
+  remat: str = 'none'  # Per block: 'none', 'full' or 'dots' (layers.REMAT_POLICIES).
+  scan_layers: bool = False  # nn.scan over each encoder's blocks (params `encoder/blocks`).
 
   def __post_init__(self):
     layers.check_choices('vivit', (
@@ -84,6 +86,7 @@ class ViViT(nn.Module):
         ('attention_impl', self.attention_impl, tuple(layers.ATTENTION_IMPLS)),
         ('tokenizer', self.tokenizer, embed.TOKENIZERS),
         ('hidden_act', self.hidden_act, tuple(layers.ACTIVATIONS))))
+    layers.check_speed_options('vivit', self.remat, self.scan_layers)
     if self.classifier == 'token' and self.FACTORISATIONS[self.variant]:
       raise ValueError(f"config.model.variant='{self.variant}' has no class token: set "
                        f"config.model.classifier='gap'.")
@@ -137,6 +140,7 @@ class ViViT(nn.Module):
                           self.attention_impl, self.dtype, self.param_dtype,
                           self.FACTORISATIONS[self.variant], num_frames, self.layer_norm_eps,
                           self.hidden_act, 'qkv' if self.qkv_bias else '',
+                          remat=self.remat, scan_layers=self.scan_layers,
                           name=f'{prefix}encoder')(x, train=train)
 
   def _pool(self, x: jax.Array) -> jax.Array:
