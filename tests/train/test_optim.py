@@ -8,6 +8,7 @@ import pytest
 
 from tests.helpers import load_config
 from vivit_jax import models
+from vivit_jax.models import scan
 from vivit_jax.train import optim
 
 
@@ -47,6 +48,26 @@ def test_layer_decay_scales_each_update_by_its_depth(name):
   for u, d, i in zip(jax.tree.leaves(plain), jax.tree.leaves(decayed), jax.tree.leaves(ids)):
     assert np.abs(u).max() > 0
     np.testing.assert_allclose(d, u * 0.5 ** (4 - i), rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize('name', ['adamw', 'sgd'])
+def test_scanned_params_get_the_unrolled_updates(name):
+  """Layer decay and the weight-decay mask act per layer along a scanned `blocks` axis."""
+  params = _params(3)
+  grads = jax.tree.map(lambda p: jnp.sin(p * 3.0), params)
+  opt = load_config().optimizer
+  opt.update(name=name, warmup_steps=0, learning_rate=0.1, weight_decay=0.5, grad_clip_norm=1e9,
+             layer_decay=0.5)
+  tx, _ = optim.make_optimizer(opt, num_steps=10)
+  unrolled = tx.update(grads, tx.init(params), params)[0]
+  stacked_params, stacked_grads = scan.stack(params), scan.stack(grads)
+  assert stacked_params['encoder']['blocks']['mlp']['fc1']['bias'].shape == (3, 32)
+  stacked = tx.update(stacked_grads, tx.init(stacked_params), stacked_params)[0]
+  ids, num_layers = optim.layer_ids(stacked_params)
+  assert num_layers == 3
+  assert ids['encoder']['blocks']['mlp']['fc1']['kernel'].ravel().tolist() == [1, 2, 3]
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-12),
+               scan.unstack(jax.device_get(stacked)), jax.device_get(unrolled))
 
 
 def test_layer_decay_errors():

@@ -6,12 +6,17 @@
 Both decay kernels and embeddings only (see _decay_mask) and clip the global gradient norm first.
 `layer_decay` < 1 (layer-wise learning-rate decay, BEiT / VideoMAE fine-tuning) multiplies the
 update of each parameter by layer_decay^(L + 1 - layer) (see `layer_ids`), so with AdamW its
-learning rate and decoupled weight decay are both scaled, as in timm's param groups.
+learning rate and decoupled weight decay are both scaled, as in timm's param groups. Scanned
+encoders (config.model.scan_layers: `TRUNK/blocks` leaves with a leading layer axis) get the same
+per-layer scale along that axis, and the same weight-decay mask per layer.
 """
 import re
 
 import jax
+import numpy as np
 import optax
+
+from vivit_jax.models import scan
 
 # Top-level parameter names of the input embedding (layer 0 for layer_decay).
 EMBEDDING_NAMES = ('embedding', 'cls', 'pos_embedding', 'time_embedding', 'spatial_cls',
@@ -30,8 +35,10 @@ def make_schedule(opt_config, num_steps: int) -> optax.Schedule:
 
 
 def _decay_mask(params):
-  """Weight decay on kernels and embeddings (ndim > 1), not on biases and norm scales."""
-  return jax.tree.map(lambda p: p.ndim > 1, params)
+  """Weight decay on kernels and embeddings (ndim > 1, not counting a scanned layer axis), not on
+  biases and norm scales."""
+  return jax.tree_util.tree_map_with_path(
+      lambda path, p: p.ndim - scan.is_stacked(_path_names(path)) > 1, params)
 
 
 def _adamw(opt_config, schedule) -> optax.GradientTransformation:
@@ -56,21 +63,28 @@ def _path_names(path) -> list[str]:
 def layer_ids(params) -> tuple[object, int]:
   """(tree of layer ids like `params`, L): 0 for the embedding (EMBEDDING_NAMES), i + 1 for
   TRUNK_NAMES/block_i, L + 1 for the rest (final norms, head, decoder, a fresh temporal encoder),
-  where L is the number of trunk blocks."""
+  where L is the number of trunk blocks. A scanned trunk's `TRUNK/blocks` leaf (L, ...) gets the
+  ids 1..L as an int array (L, 1, ...) that broadcasts against it."""
+  def is_trunk(names):
+    return len(names) > 1 and names[0] in TRUNK_NAMES
+
   def block(names):
-    if len(names) > 1 and names[0] in TRUNK_NAMES:
-      match = re.fullmatch(r'block_(\d+)', names[1])
-      if match:
-        return int(match.group(1))
-    return None
+    match = re.fullmatch(r'block_(\d+)', names[1]) if is_trunk(names) else None
+    return int(match.group(1)) if match else None
 
-  names = [_path_names(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
-  num_layers = max((block(n) + 1 for n in names if block(n) is not None), default=0)
+  def stacked(names):
+    return is_trunk(names) and names[1] == scan.STACKED
 
-  def layer(path, _):
+  flat = [(_path_names(p), leaf) for p, leaf in jax.tree_util.tree_flatten_with_path(params)[0]]
+  num_layers = max([block(n) + 1 for n, _ in flat if block(n) is not None]
+                   + [leaf.shape[0] for n, leaf in flat if stacked(n)], default=0)
+
+  def layer(path, leaf):
     n = _path_names(path)
     if n[0] in EMBEDDING_NAMES:
       return 0
+    if stacked(n):
+      return np.arange(1, leaf.shape[0] + 1).reshape((-1,) + (1,) * (leaf.ndim - 1))
     i = block(n)
     return num_layers + 1 if i is None else i + 1
 
@@ -85,7 +99,8 @@ def scale_by_layer_decay(decay: float) -> optax.GradientTransformation:
     ids, num_layers = layer_ids(updates)
     if not num_layers:
       raise ValueError(f'config.optimizer.layer_decay={decay} needs a model with '
-                       f'{"/".join(TRUNK_NAMES)}/block_i layers; set it to 1.0 for this model.')
+                       f'{"/".join(TRUNK_NAMES)}/block_i (or scanned blocks) layers; set it to '
+                       f'1.0 for this model.')
     return jax.tree.map(lambda u, i: u * decay ** (num_layers + 1 - i), updates, ids)
 
   return optax.stateless(scale)
