@@ -41,8 +41,11 @@ def _digests(batches):
 
 
 def _processes(monkeypatch, count, index):
+  """Makes this process look like process `index` of `count` (with no runtime between them,
+  every simulated process takes its own view of whether the dataset is built)."""
   monkeypatch.setattr(jax, 'process_count', lambda: count)
   monkeypatch.setattr(jax, 'process_index', lambda: index)
+  monkeypatch.setattr(pipeline, '_all_agree', lambda prepared: prepared)
 
 
 def test_train_batches_shape_dtype_and_range(config):

@@ -1,5 +1,5 @@
-"""Two JAX processes (2 simulated CPU devices each, gloo collectives) train, checkpoint and resume
-exactly like one process with 4 devices."""
+"""Two JAX processes (2 simulated CPU devices each, gloo collectives) build the dataset once, then
+train, checkpoint and resume exactly like one process with 4 devices."""
 import json
 import os
 import socket
@@ -48,7 +48,8 @@ def runs(synthetic_data_dir, tmp_path_factory):
   tmp = tmp_path_factory.mktemp('multihost')
   single = _run(tmp / 'single', synthetic_data_dir, tmp / 'single.json', processes=1,
                 devices_per_process=4)
-  multi = _run(tmp / 'multi', synthetic_data_dir, tmp / 'multi.json', processes=2,
+  # An empty data dir: process 0 builds synthetic_motion while process 1 waits, then reads it.
+  multi = _run(tmp / 'multi', str(tmp / 'tfds'), tmp / 'multi.json', processes=2,
                devices_per_process=2)
   return single, multi, tmp
 
@@ -74,3 +75,4 @@ def test_only_process_zero_writes_logs(runs):
     steps = [json.loads(line)['step'] for line in f]
   assert steps.count(4) == 2  # One train line and one eval line, from process 0 alone.
   assert sorted(os.listdir(tmp / 'multi' / 'checkpoints')) == ['2', '4']
+  assert os.listdir(tmp / 'tfds' / 'synthetic_motion') == ['1.0.0']  # Built, no leftover.

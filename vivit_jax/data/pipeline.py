@@ -22,8 +22,10 @@ import functools
 import os
 
 import jax
+import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from jax.experimental import multihost_utils
 
 from vivit_jax.data import flow as flow_lib
 from vivit_jax.data import synthetic_motion
@@ -52,14 +54,36 @@ def get_builder(dataset_config) -> tfds.core.DatasetBuilder:
         f"{synthetic_motion.SyntheticMotion.name}; or build one from your videos with "
         f"tools/build_dataset.py into config.dataset.data_dir, or any TFDS dataset with "
         f"features 'video' (T, H, W, C) uint8 and 'label'.") from None
-  prepared = builder.is_prepared()
+  prepared = _all_agree(builder.is_prepared())
   _check_data_dir(os.fspath(builder.data_dir_root), writable=not prepared)
   if not prepared:
-    builder.download_and_prepare()
+    builder = _prepare(builder, name, dataset_config.data_dir or None)
   missing = {'video', 'label'} - set(builder.info.features)
   if missing:
     raise ValueError(f"Dataset '{name}' (config.dataset.name) lacks the features "
                      f"{sorted(missing)}; it needs 'video' (T, H, W, C) uint8 and 'label'.")
+  return builder
+
+
+def _all_agree(prepared: bool) -> bool:
+  """Process 0's `prepared` on every process, so that all take the same branch."""
+  if jax.process_count() == 1:
+    return prepared
+  return bool(multihost_utils.broadcast_one_to_all(np.asarray(prepared)))
+
+
+def _prepare(builder, name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
+  """Builds the dataset. With several processes, process 0 builds while the others wait; a
+  process that does not share its data dir (a host's local disk) then builds its own copy."""
+  if jax.process_count() == 1:
+    builder.download_and_prepare()
+    return builder
+  if jax.process_index() == 0:
+    builder.download_and_prepare()
+  multihost_utils.sync_global_devices(f'vivit_jax: dataset {name} prepared')
+  builder = tfds.builder(name, data_dir=data_dir)
+  if not builder.is_prepared():
+    builder.download_and_prepare()
   return builder
 
 
