@@ -14,6 +14,7 @@ import transformers
 from tests.helpers import REPO, tiny_config
 from tests.weights.test_vit import save_hf_vit
 from vivit_jax import models
+from vivit_jax.models import scan
 from vivit_jax.train import loop
 from vivit_jax.weights import hf, init_from, vit
 
@@ -84,6 +85,30 @@ def test_workdir_as_init_from(initialised):
   loaded = init_from.load_init_params(_init_from(workdir, load_head=True), config.model, zeros,
                                       (4, 16, 16))
   assert _equal(loaded, jax.tree.map(lambda x: x + 1, params))
+
+
+def test_scanned_model_initialises_from_an_image_vit(initialised, tmp_path):
+  """A ViT (unrolled conversion) and an unscanned workdir both load into a scan_layers model: its
+  params are the unscanned ones stacked, and it gives the same logits."""
+  config, workdir, params = initialised
+  scanned = config.copy_and_resolve_references()
+  scanned.model.update(scan_layers=True, remat='dots')
+  exp = loop.setup(scanned, str(tmp_path / 'scanned'))
+  exp.ckpt.close()
+  got = jax.device_get(exp.state.params)
+  assert got['encoder']['blocks']['attn']['query']['kernel'].shape[0] == config.model.num_layers
+  assert _equal(got, scan.stack(params))
+  rng = np.random.default_rng(0)
+  video = rng.normal(size=(2, 4, 16, 16, 3)).astype(np.float32)
+  head = jax.tree.map(lambda x: rng.normal(size=x.shape).astype(np.float32), params['head'])
+  logits = [models.build(c.model).apply({'params': {**p, 'head': head}}, video, train=False)
+            for c, p in ((scanned, got), (config, params))]
+  assert np.abs(logits[1]).max() > 0.1
+  np.testing.assert_allclose(logits[0], logits[1], atol=1e-5)
+  zeros = jax.tree.map(np.zeros_like, got)
+  loaded = init_from.load_init_params(_init_from(workdir, load_head=True), scanned.model, zeros,
+                                      (4, 16, 16))
+  assert _equal(loaded, scan.stack(jax.tree.map(lambda x: x + 1, params)))
 
 
 def _save_hf_timesformer(directory):

@@ -14,7 +14,8 @@ encoder, the decoder dropped), or, for a 2D ResNet, a 'resnet3d' by inflation (w
 `kernel_init` 'average' or 'central_frame'), BatchNorm statistics included.
 `load_init_variables` merges what it holds into the fresh variables (params and batch_stats): the
 classifier `head` only if `load_head`, and every leaf the source lacks stays fresh (counted in the
-log line).
+log line). Blocks are merged unrolled (`block_i`) and stacked again for a model with
+config.model.scan_layers (models/scan.py), so every source fits either layout.
 """
 import json
 import logging
@@ -27,7 +28,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from flax import traverse_util
 
-from vivit_jax.models import videomae
+from vivit_jax.models import scan, videomae
 from vivit_jax.train import checkpoint
 from vivit_jax.weights import hf, inflate, resnet2d, vit
 
@@ -165,6 +166,7 @@ def load_init_variables(init_from: ml_collections.ConfigDict,
   videos (T, H, W)) with the weights at `init_from.path` merged in (see the module docstring);
   logs one line saying what was loaded."""
   path, kind = init_from.path, source_kind(init_from.path)
+  fresh = scan.unstack(fresh)
   saved = None
   if kind == 'vit':
     loaded = {'params': vit.video_params(
@@ -175,7 +177,7 @@ def load_init_variables(init_from: ml_collections.ConfigDict,
     saved = saved.to_dict()
   else:
     saved, params = restore_params(path)
-    loaded = {'params': params}
+    loaded = {'params': scan.unstack(params)}
   if saved is not None and saved['name'] != model_config.name:
     if (saved['name'], model_config.name) == ('resnet2d', 'resnet3d'):
       _inflation(path, saved, model_config)
@@ -202,7 +204,7 @@ def load_init_variables(init_from: ml_collections.ConfigDict,
   log.info('Initialised %d of %d parameter arrays from %s (%s); %d left fresh%s', total -
            len(left_fresh), total, path, kind, len(left_fresh),
            f' (e.g. {", ".join(left_fresh[:4])})' if left_fresh else '')
-  return variables
+  return scan.stack(variables) if model_config.get('scan_layers', False) else variables
 
 
 def load_init_params(init_from: ml_collections.ConfigDict,
