@@ -14,8 +14,7 @@ iterations (~13 epochs); video predictions average 10 clips (the paper's Table 2
 clip and video accuracies to expect).
 
 Different here (the pipeline and the schedule cannot do it): cosine decay from 0.003 to 0 over the
-1.9M steps instead of the step halving; crops come from the stored frames (the paper resizes to
-128 x 171 first; store your videos at that size); momentum 0.9 and weight decay 5e-4 are this
+1.9M steps instead of the step halving; momentum 0.9 and weight decay 5e-4 are this
 preset's choice (the paper states neither); pixels are normalised with mean/std 0.5 instead of
 subtracting the mean clip. TFDS has no Sports-1M: build a TFDS dataset named 'sports1m' (features
 'video' (T, H, W, 3) uint8 and 'label', 487 classes) into config.dataset.data_dir.
@@ -38,8 +37,10 @@ def get_config(arg=None):
   """The preset; arg '' (the paper's run) or 'tiny' (CPU size)."""
   _, tiny = _COMMON['parse_arg'](arg)
   config = _COMMON['default_config']()
+  # The paper's resize to 128 x 171 (short side 128 of 4:3 video) before the 112 crops.
   config.dataset.update(name='sports1m', num_frames=16, stride=1, crop_size=112, flip=True,
-                        eval_clips=10, eval_crops=1)
+                        eval_clips=10, eval_crops=1, train_crop='scale_jitter',
+                        short_side_range=(128, 128), eval_short_side=128)
   config.model = _COMMON['model_config']('c3d', num_classes=487, base_width=64, fc_width=4096,
                                          dropout_rate=0.5)
   _COMMON['set_sgd'](config, learning_rate=0.003, epochs=1, warmup_epochs=0,

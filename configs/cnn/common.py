@@ -8,9 +8,11 @@ depth, temporal kernels, pooling, non-local blocks, dropout, optimizer and peak 
 only C3D's tiny version raises its learning rate, see its preset) at base_width 8, TINY_STEPS
 steps, default.py's batch sizes.
 
-What the pipeline cannot do yet, and the presets therefore leave out, is listed in each preset's
-docstring (mostly: scale jitter before the crop, a test crop larger than the training crop,
-step-wise learning-rate decay; the schedule here is always linear warmup + cosine).
+Kinetics presets train on crops after short-side scale jitter and test on crops of frames
+resized to a fixed short side (PySlowFast's TRAIN_JITTER_SCALES / TEST_CROP_SIZE). What the
+pipeline and schedules cannot do yet, and the presets therefore leave out, is listed in each
+preset's docstring (mostly: a test crop larger than the training crop, step-wise learning-rate
+decay; the schedule here is always linear warmup + cosine).
 """
 import os
 import runpy
@@ -56,14 +58,18 @@ def set_sgd(config, *, learning_rate: float, epochs: float, warmup_epochs: float
 def kinetics_sgd(config, *, num_frames: int, stride: int, batch_size: int, learning_rate: float,
                  epochs: int, warmup_epochs: int, nesterov: bool, crop_size: int = 224,
                  eval_crops: int = 3, grad_clip_norm: float = NO_CLIPPING,
-                 eval_every_epochs: int = 10):
+                 eval_every_epochs: int = 10, short_side_range: tuple = (256, 320),
+                 eval_short_side: int = 256):
   """The Kinetics-400 training shared by the 3D-CNN presets: `num_frames` at `stride`, crops of
-  `crop_size`, horizontal flip, mean/std 0.45/0.225 (PySlowFast), 10 clips x `eval_crops` crops at
-  test; SGD momentum 0.9 (`nesterov`), weight decay 1e-4, `warmup_epochs` then cosine over
-  `epochs` at `batch_size`, no label smoothing; an evaluation every `eval_every_epochs`."""
+  `crop_size` from frames whose short side is scaled to a random length in `short_side_range`
+  (scale jitter), horizontal flip, mean/std 0.45/0.225 (PySlowFast), 10 clips x `eval_crops` crops
+  of frames at short side `eval_short_side` at test; SGD momentum 0.9 (`nesterov`), weight decay
+  1e-4, `warmup_epochs` then cosine over `epochs` at `batch_size`, no label smoothing; an
+  evaluation every `eval_every_epochs`."""
   config.dataset.update(name='kinetics400', num_frames=num_frames, stride=stride,
                         crop_size=crop_size, flip=True, mean=KINETICS_MEAN, std=KINETICS_STD,
-                        eval_clips=10, eval_crops=eval_crops)
+                        eval_clips=10, eval_crops=eval_crops, train_crop='scale_jitter',
+                        short_side_range=short_side_range, eval_short_side=eval_short_side)
   steps_per_epoch = KINETICS400_TRAIN_CLIPS // batch_size
   set_sgd(config, learning_rate=learning_rate, epochs=epochs, warmup_epochs=warmup_epochs,
           steps_per_epoch=steps_per_epoch, momentum=0.9, nesterov=nesterov, weight_decay=1e-4,

@@ -17,8 +17,8 @@ biases), batch 64, lr 0.1, 34 warmup epochs, cosine over 196 epochs, no gradient
 label smoothing; testing 10 clips x 3 crops, softmax averaged. Published top-1 73.5% (I3D),
 74.0% (I3D NLN).
 
-Not yet supported, so different here: scale jitter (short side 256-320) before the 224 crop, test
-crops at 256 (here 224), warmup starting at lr 0.01 (here 0), precise BN statistics, fc init
+Training crops follow a short-side scale jitter to 256-320, test crops come from frames at short
+side 256. Not yet supported, so different here: test crops at 256 (here 224), warmup starting at lr 0.01 (here 0), precise BN statistics, fc init
 N(0, 0.01) (here zero, like every head in this library).
 Tiny: depth 50 at base_width 8 on synthetic_motion 8 x 28 x 28 clips, 300 steps; expect test
 top-1 0.98, top-5 1.0 (1280 clips; train top-1 0.34 at step 150), ~10 min on 2 busy CPU cores

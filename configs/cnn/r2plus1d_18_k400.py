@@ -15,8 +15,9 @@ weights has the same momentum, weight decay, warmup and length, with step decay 
 30), batch 64 at lr 0.025 (ImageNet's 0.1 per 256 scaled linearly; this preset's choice);
 testing 10 clips x 1 centre crop, softmax averaged.
 
-Not reproduced: the paper's resize to 128 x 171 before cropping (store videos at that size), its
-8-frame-then-32-frame schedule, and its step learning-rate decay.
+Frames are resized to short side 128 (the paper's 128 x 171 for 4:3 video) before the crops, in
+training and at test. Not reproduced: the paper's 8-frame-then-32-frame schedule and its step
+learning-rate decay.
 Tiny: base_width 8 (stem M = 5) on synthetic_motion 8 x 28 x 28 clips, 300 steps; expect test
 top-1 0.99, top-5 1.0 (1280 clips; train top-1 0.70 at step 150), ~11 min on 2 busy CPU cores
 (20-55 clips/s).
@@ -41,5 +42,5 @@ def get_config(arg=None):
   _COMMON['kinetics_sgd'](config, num_frames=16, stride=2, crop_size=112,
                           batch_size=BATCH_SIZE, learning_rate=0.025, epochs=EPOCHS,
                           warmup_epochs=WARMUP_EPOCHS, nesterov=False, eval_crops=1,
-                          eval_every_epochs=5)
+                          eval_every_epochs=5, short_side_range=(128, 128), eval_short_side=128)
   return _COMMON['tiny'](config) if tiny else config

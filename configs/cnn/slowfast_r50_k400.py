@@ -21,8 +21,8 @@ biases), batch 64, lr 0.1, 34 warmup epochs, cosine over 196 epochs, no gradient
 label smoothing, zero-initialised last BN of each block, dropout 0.5; testing 10 clips x 3 crops,
 softmax averaged. Published top-1 77.0% (PySlowFast), 76.94% (PyTorchVideo).
 
-Not yet supported, so different here: scale jitter (short side 256-320) before the 224 crop, test
-crops at 256 (here 224), warmup starting at lr 0.01 (here 0), precise BN statistics, fc init
+Training crops follow a short-side scale jitter to 256-320, test crops come from frames at short
+side 256. Not yet supported, so different here: test crops at 256 (here 224), warmup starting at lr 0.01 (here 0), precise BN statistics, fc init
 N(0, 0.01) (here zero, like every head in this library); the slow frames are every 4th frame
 from the first (PySlowFast: linspace(0, 31, 8), frames 0, 4, 8, 13, ...).
 Tiny: depth 50 at base_width 8 on synthetic_motion clips of all 16 frames (stride 1) at 28 x 28,
