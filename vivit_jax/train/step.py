@@ -82,10 +82,16 @@ def make_eval_step(model: nn.Module, task, *, mesh, rules, state_shardings, batc
 
 
 def _with_rules(fn, mesh, rules):
-  """Calls `fn` under the mesh and logical-axis rules (needed when it traces)."""
+  """Calls `fn` under the mesh and logical-axis rules (needed when it traces); `.lower(*args)`
+  lowers it likewise (for compile times and cost analysis, e.g. vivit_jax.benchmarking)."""
 
   def wrapped(*args):
     with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
       return fn(*args)
 
+  def lower(*args):
+    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+      return fn.lower(*args)
+
+  wrapped.lower = lower
   return wrapped

@@ -1,0 +1,149 @@
+"""The speed benchmark (`tools/benchmark.py models`): records, the HF peers' configs, the largest
+batch search, the GPU-size configs and the README table."""
+import json
+
+import numpy as np
+import pytest
+
+from vivit_jax.benchmarking import harness, hf_peers, ours, presets, report
+from vivit_jax.models import flops
+from vivit_jax.weights import hf
+
+
+def _small(name: str):
+  """`name`'s tiny benchmark config shrunk further (1-2 layers, width 32, 4 x 32^2 clips)."""
+  config = presets.benchmark_config(name, 'tiny')
+  config.model.update(hidden_size=32, num_heads=2, mlp_dim=64, num_layers=1)
+  if name == 'videomae_pretrain':
+    config.model.update(decoder_hidden_size=16, decoder_num_heads=2, decoder_mlp_dim=32,
+                        decoder_num_layers=1)
+  if name == 'timesformer':
+    config.model.update(num_frames=4, image_size=32)  # Its clip size is a model field.
+  crop = 64 if name == 'videomae_pretrain' else 32  # Tube masking 0.9 needs > 10 positions.
+  config.dataset.update(num_frames=4, crop_size=crop)
+  return config
+
+
+def test_row_measures_ours_and_the_hf_peer():
+  config = _small('vivit1')
+  r = harness.row('vivit1', config, batch_size=2, steps=2, matmul_rate=1e11)
+  shape = (4, 32, 32)
+  assert r['params'] == flops.param_count(config.model, shape) == r['hf']['params']
+  assert r['gflops_forward_per_clip'] == pytest.approx(flops.xla_flops(config.model, shape) / 1e9)
+  # Forward + backward (~2x forward) + update: between 2.5 and 4 forwards.
+  assert 2.5 < r['gflops_train_per_clip'] / r['gflops_forward_per_clip'] < 4
+  assert r['step_ms'] > 0 and r['compile_s'] > 0 and r['compiled_memory_bytes'] > 0
+  assert r['clips_per_s'] == pytest.approx(2000 / r['step_ms'])
+  assert r['train_flops_per_s'] == pytest.approx(r['gflops_train_per_clip'] * 2e9 / r['step_ms']
+                                                 * 1e3)
+  assert r['mfu'] == pytest.approx(r['train_flops_per_s'] / 1e11)
+  assert r['ratio'] == pytest.approx(r['clips_per_s'] / r['hf']['clips_per_s'])
+  assert (r['hf']['model'], r['hf']['attention'], r['clip']) == (
+      'VivitForVideoClassification', 'sdpa', '4x32^2')
+
+
+@pytest.mark.parametrize('name', ['videomae_pretrain', 'vivit2'])
+def test_summary_from_step_times(name):
+  config = _small(name)
+  video = np.zeros((2, *ours.clip_shape(config), 3), np.float32)
+  compiled = ours.Compiled(run=None, state=None, batch={'video': video}, compile_s=1.5,
+                           train_flops=4e9, memory=None)
+  record = ours.summary(config, compiled, [0.5, 0.25, 1.0])
+  assert record['step_ms'] == 500 and record['fastest_step_ms'] == 250
+  assert record['clips_per_s'] == 4 and record['train_flops_per_s'] == 8e9
+  assert record['gflops_train_per_clip'] == 2 and record['compile_s'] == 1.5
+  assert record['peak_device_bytes'] is None  # CPU keeps no memory statistics.
+  assert record['params'] == flops.param_count(config.model, ours.clip_shape(config))
+  # The forward of pre-training needs masking RNGs, which flops.xla_flops does not pass.
+  assert (record['gflops_forward_per_clip'] is None) == (name == 'videomae_pretrain')
+
+
+@pytest.mark.parametrize('name', ['vivit1', 'timesformer', 'videomae_finetune',
+                                  'videomae_pretrain'])
+def test_hf_peer_reads_back_as_our_config(name, tmp_path):
+  """The HF model built from our config, saved and read by weights.hf, gives our config back
+  (and the same parameter count)."""
+  config = _small(name)
+  class_name, fields = hf_peers.hf_config(config.model, ours.clip_shape(config))
+  model, _ = hf_peers.build_model(class_name, fields)
+  model.save_pretrained(tmp_path)
+  read, _ = hf.load_pretrained(str(tmp_path))
+  for field in ('name', 'hidden_size', 'num_layers', 'num_heads', 'mlp_dim', 'hidden_act',
+                'layer_norm_eps', 'patch_size', 'num_classes', 'decoder_hidden_size',
+                'decoder_num_layers', 'tubelet_size', 'use_mean_pooling', 'encoder_norm',
+                'stochastic_depth', 'variant', 'classifier'):
+    if field == 'stochastic_depth' and name == 'videomae_finetune':
+      continue  # HF VideoMAE has no stochastic depth (the benchmark notes it).
+    if field in config.model and field in read:
+      ours_value, read_value = config.model[field], read[field]
+      if field == 'patch_size':
+        ours_value, read_value = tuple(ours_value) if not isinstance(ours_value, int) else (
+            ours_value), read_value
+      assert ours_value == read_value, field
+  assert sum(p.numel() for p in model.parameters()) == flops.param_count(
+      config.model, ours.clip_shape(config))
+
+
+def test_no_hf_peer_for_models_transformers_lacks():
+  for name in ('vivit2', 'vivit3', 'vivit4', 'i3d', 'slowfast', 'c3d'):
+    config = presets.benchmark_config(name, 'tiny')
+    assert hf_peers.hf_config(config.model, ours.clip_shape(config)) is None
+
+
+def test_largest_batch_doubles_then_bisects():
+  tried = []
+
+  def fits_at(b):
+    tried.append(b)
+    return b <= 37
+
+  assert ours.largest_batch(fits_at) == 37
+  assert tried == [1, 2, 4, 8, 16, 32, 64, 48, 40, 36, 38, 37]
+  assert ours.largest_batch(lambda b: False) == 0
+  assert ours.largest_batch(lambda b: True, limit=64) == 64
+  assert ours.is_oom(RuntimeError('RESOURCE_EXHAUSTED: Out of memory while trying to allocate'))
+  assert not ours.is_oom(ValueError('bad shape'))
+
+
+def test_remat_arm_needs_the_config_field():
+  config = presets.benchmark_config('vivit1', 'real')
+  if 'remat' in config.model:
+    assert harness.with_remat(config, 'full').model.remat == 'full'
+  else:
+    assert harness.with_remat(config, 'none') is config
+    with pytest.raises(ValueError, match='needs config.model.remat'):
+      harness.with_remat(config, 'full')
+
+
+def test_real_sizes_are_the_presets_on_gpu_settings():
+  sizes = {'vivit1': (32, 224), 'videomae_pretrain': (16, 224), 'i3d': (8, 224),
+           'slowfast': (32, 224), 'c3d': (16, 112), 'timesformer': (8, 224)}
+  for name, (frames, crop) in sizes.items():
+    config = presets.benchmark_config(name, 'real')
+    assert (config.dataset.num_frames, config.dataset.crop_size) == (frames, crop), name
+    assert config.model.dtype == 'bfloat16'
+    assert config.model.get('attention_impl', 'cudnn') == 'cudnn'
+  assert presets.benchmark_config('vivit1', 'real').model.hidden_size == 768
+  assert presets.benchmark_config('vivit1', 'tiny').model.hidden_size == 192
+  with pytest.raises(ValueError, match="Unknown --models \\['vivit9'\\]"):
+    presets.check_names(['vivit1', 'vivit9'])
+  with pytest.raises(ValueError, match="--size 'huge'"):
+    presets.benchmark_config('vivit1', 'huge')
+
+
+def test_report_writes_json_and_regenerates_the_readme(tmp_path):
+  row = dict(model='c3d', clip='4x32^2', batch=2, params=2.5e6, gflops_train_per_clip=1.5,
+             compile_s=3.0, step_ms=100.0, clips_per_s=20.0, mfu=0.25,
+             compiled_memory_bytes=2 ** 30, hf=None, ratio=None)
+  record = dict(benchmark='models', device=report.device_name(), date='2026-01-02', size='tiny',
+                matmul_tflops=0.1, matmul_dtype='float32', matmul_size=1024, rows=[row],
+                notes=['a note'], software='jax', command='python tools/benchmark.py models',
+                max_batch=[dict(model='c3d', remat='none', batch=48)])
+  text = report.write(record, str(tmp_path))
+  assert record['device'].startswith('cpu-') and record['device'].endswith('core')
+  assert json.loads((tmp_path / f"{record['device']}-2026-01-02.json").read_text()) == record
+  readme = (tmp_path / 'README.md').read_text()
+  assert text in readme and readme.startswith('# Speed')
+  assert '| c3d | tiny | 4x32^2 x 2 | 2.50 | 1.50 | 3.0 | 100.0 | 20.0 | 25.0% | 1.00 GiB | - | - |' \
+      in text
+  assert 'c3d remat=none: 48' in text

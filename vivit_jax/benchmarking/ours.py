@@ -1,0 +1,173 @@
+"""Our side of the speed benchmark: the one jitted train step (`train.step.make_train_step`) of a
+config on one device, timed, with its XLA FLOPs and memory; the device's matmul rate; the largest
+batch that fits."""
+import dataclasses
+import gc
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vivit_jax import models
+from vivit_jax.models import flops
+from vivit_jax.train import optim, sharding, state as state_lib, step, tasks
+
+OOM_MARKERS = ('RESOURCE_EXHAUSTED', 'Out of memory', 'out of memory')
+
+
+@dataclasses.dataclass
+class Compiled:
+  """A compiled train step on one device, its state and one batch on that device."""
+  run: object  # (state, batch) -> (state, metrics), the state donated.
+  state: object
+  batch: dict
+  compile_s: float  # Lowering + compilation.
+  train_flops: float  # XLA cost analysis of one step (forward + backward + update), whole batch.
+  memory: object  # compiled.memory_analysis() (None where the backend gives none).
+
+
+def clip_shape(config) -> tuple[int, int, int]:
+  """(T, H, W) of the config's clips."""
+  ds = config.dataset
+  return ds.num_frames, ds.crop_size, ds.crop_size
+
+
+def random_batch(config, batch_size: int, seed: int = 0) -> dict:
+  """Random normalised videos (B, T, H, W, 3), labels (B,) and the model's extra inputs."""
+  rng = np.random.default_rng(seed)
+  shape = (batch_size, *clip_shape(config), 3)
+  batch = {'video': rng.normal(size=shape).astype(np.float32),
+           'label': rng.integers(0, max(config.model.get('num_classes', 1), 1),
+                                 size=(batch_size,)).astype(np.int32)}
+  model = models.build(config.model)
+  batch.update({k: rng.normal(size=s).astype(np.float32)
+                for k, s in models.extra_input_shapes(model, shape).items()})
+  return batch
+
+
+def compile_train_step(config, batch_size: int, device=None) -> Compiled:
+  """`make_train_step` of `config` on a one-`device` mesh (default: the first), lowered and
+  compiled for batches of `batch_size`; the state initialised on that device."""
+  mesh = sharding.make_mesh(config.mesh, devices=[device or jax.devices()[0]])
+  rules = tuple(tuple(r) for r in config.sharding_rules)
+  model = models.build(config.model)
+  tx, schedule = optim.make_optimizer(config.optimizer, config.train.num_steps)
+  host_batch = random_batch(config, batch_size)
+  video_shape = host_batch['video'].shape
+  _, shardings, make_state = state_lib.plan_train_state(
+      model, tx, video_shape, mesh=mesh, rules=rules, seed=config.seed,
+      extra_input_shapes=models.extra_input_shapes(model, video_shape))
+  batch_sharding = sharding.batch_sharding(mesh, rules)
+  train_step = step.make_train_step(model, tasks.build_task(config), tx, schedule, mesh=mesh,
+                                    rules=rules, state_shardings=shardings,
+                                    batch_sharding=batch_sharding, seed=config.seed)
+  state = make_state()
+  batch = sharding.put_batch(host_batch, batch_sharding)
+  start = time.perf_counter()
+  lowered = train_step.lower(state, batch)
+  compiled = lowered.compile()
+  compile_s = time.perf_counter() - start
+  return Compiled(compiled, state, batch, compile_s, float(lowered.cost_analysis()['flops']),
+                  compiled.memory_analysis())
+
+
+def run_step(compiled: Compiled):
+  """One train step on the compiled state (kept for the next), waited for."""
+  compiled.state, metrics = compiled.run(compiled.state, compiled.batch)
+  jax.block_until_ready((compiled.state, metrics))
+
+
+def time_calls(fn, calls: int) -> list[float]:
+  """Seconds of each of `calls` calls of `fn()` (which must wait for its work)."""
+  times = []
+  for _ in range(calls):
+    start = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - start)
+  return times
+
+
+def memory_bytes(memory) -> int | None:
+  """Arguments + outputs + temporaries - aliased (donated) bytes of a compiled step."""
+  if memory is None:
+    return None
+  return int(memory.argument_size_in_bytes + memory.output_size_in_bytes
+             + memory.temp_size_in_bytes - memory.alias_size_in_bytes)
+
+
+def peak_device_bytes(device=None) -> int | None:
+  """`memory_stats()['peak_bytes_in_use']` of the device (since the process started), or None
+  where the backend keeps no statistics (CPU)."""
+  stats = (device or jax.devices()[0]).memory_stats()
+  return int(stats['peak_bytes_in_use']) if stats and 'peak_bytes_in_use' in stats else None
+
+
+def matmul_flops_per_s(dtype, size: int, repeats: int = 10) -> float:
+  """FLOP/s of the fastest of `repeats` jitted (size, size) @ (size, size) products in `dtype`."""
+  a, b = (jax.random.normal(jax.random.key(i), (size, size), dtype) for i in range(2))
+  matmul = jax.jit(jnp.matmul)
+  jax.block_until_ready(matmul(a, b))
+  best = float('inf')
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(matmul(a, b))
+    best = min(best, time.perf_counter() - start)
+  return 2 * size ** 3 / best
+
+
+def summary(config, compiled: Compiled, times: list[float]) -> dict:
+  """Our numbers for `config` from its compiled step and step `times`: params, GFLOPs per clip
+  (train step and, except pre-training, forward; XLA cost analysis), compile s, median and fastest step ms, clips/s,
+  train FLOP/s, memory."""
+  batch_size = compiled.batch['video'].shape[0]
+  step_s = statistics.median(times)
+  shape = clip_shape(config)
+  return dict(
+      params=flops.param_count(config.model, shape),
+      gflops_train_per_clip=compiled.train_flops / batch_size / 1e9,
+      # flops.xla_flops runs the model without RNGs, which masking (pre-training) needs.
+      gflops_forward_per_clip=None if config.task == 'masked_video_modeling' else
+      flops.xla_flops(config.model, shape) / 1e9,
+      compile_s=compiled.compile_s, step_ms=step_s * 1e3, fastest_step_ms=min(times) * 1e3,
+      clips_per_s=batch_size / step_s, train_flops_per_s=compiled.train_flops / step_s,
+      compiled_memory_bytes=memory_bytes(compiled.memory), peak_device_bytes=peak_device_bytes())
+
+
+def is_oom(error: Exception) -> bool:
+  return any(marker in str(error) for marker in OOM_MARKERS)
+
+
+def fits(config, batch_size: int) -> bool:
+  """Whether a train step of `config` at `batch_size` compiles and runs (False on an XLA
+  RESOURCE_EXHAUSTED / out-of-memory error; other errors propagate)."""
+  try:
+    compiled = compile_train_step(config, batch_size)
+    run_step(compiled)
+    return True
+  except Exception as error:  # pylint: disable=broad-except
+    if not is_oom(error):
+      raise
+    return False
+  finally:
+    compiled = None
+    gc.collect()
+
+
+def largest_batch(fits_at, limit: int = 4096) -> int:
+  """The largest batch b <= `limit` with `fits_at(b)`, by doubling from 1 then bisection (0 if
+  not even 1 fits); assumes that what fits at b fits below b."""
+  good, bad = 0, None
+  b = 1
+  while b <= limit:
+    if not fits_at(b):
+      bad = b
+      break
+    good, b = b, 2 * b
+  if bad is None:
+    return good
+  while bad - good > 1:
+    middle = (good + bad) // 2
+    good, bad = (middle, bad) if fits_at(middle) else (good, middle)
+  return good

@@ -1,0 +1,80 @@
+"""The models of the speed benchmark: name -> preset, and each preset at benchmark size.
+
+'real' is the preset as trained (bfloat16, cudnn attention for the transformers: accelerators);
+'tiny' keeps the architecture, tokenizer and optimizer but shrinks widths, depths and clips so a
+model's CPU measurement takes seconds (float32, XLA attention).
+"""
+import os
+import runpy
+
+import ml_collections
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MODELS = {
+    'vivit1': 'configs/vivit/b16x2_spatio_temporal.py',
+    'vivit2': 'configs/vivit/b16x2_factorised_encoder.py',
+    'vivit3': 'configs/vivit/b16x2_factorised_self_attention.py',
+    'vivit4': 'configs/vivit/b16x2_factorised_dot_product.py',
+    'videomae_pretrain': 'configs/videomae/pretrain_k400.py:B',
+    'videomae_finetune': 'configs/videomae/finetune_k400.py:B',
+    'timesformer': 'configs/timesformer/base_8x224.py',
+    'i3d': 'configs/cnn/i3d_r50_k400.py',
+    'slowfast': 'configs/cnn/slowfast_r50_k400.py',
+    'c3d': 'configs/cnn/c3d_sports1m.py',
+}
+SIZES = ('tiny', 'real')
+# Tiny sizes: ViT-B's head width 64 and mlp ratio 4 at a quarter of its width, a third of its
+# depth; VideoMAE's decoder likewise; CNNs at a quarter of their base width.
+TINY_TRANSFORMER = dict(hidden_size=192, num_heads=3, mlp_dim=768, num_layers=4)
+TINY_DECODER = dict(decoder_hidden_size=128, decoder_num_heads=2, decoder_mlp_dim=512,
+                    decoder_num_layers=2)
+TINY_CNN = dict(base_width=16)
+TINY_C3D_FC_WIDTH = 512
+# Tiny clips (frames, crop side): half the frames (C3D keeps its 16: five poolings), 64^2
+# (C3D 32^2); 2x16x16 tubelets give 8 x 4 x 4 tokens for ViViT.
+TINY_CLIPS = {'vivit1': (16, 64), 'vivit2': (16, 64), 'vivit3': (16, 64), 'vivit4': (16, 64),
+              'videomae_pretrain': (8, 64), 'videomae_finetune': (8, 64), 'timesformer': (4, 64),
+              'i3d': (4, 64), 'slowfast': (16, 64), 'c3d': (16, 32)}
+TRANSFORMERS = ('vivit', 'timesformer', 'videomae', 'videomae_pretrain')
+
+
+def check_names(names) -> list[str]:
+  """`names` if all are in MODELS, else ValueError naming the unknown ones and the choices."""
+  unknown = sorted(set(names) - set(MODELS))
+  if unknown:
+    raise ValueError(f'Unknown --models {unknown}; choose from {", ".join(MODELS)}.')
+  return list(names)
+
+
+def load_preset(name: str) -> ml_collections.ConfigDict:
+  """The paper-size preset of model `name` (a key of MODELS)."""
+  path, _, arg = MODELS[name].partition(':')
+  return runpy.run_path(os.path.join(REPO, path))['get_config'](arg or None)
+
+
+def benchmark_config(name: str, size: str) -> ml_collections.ConfigDict:
+  """Model `name`'s preset at `size` ('tiny' | 'real'); config.dataset.num_frames and crop_size
+  give the clip, config.mesh one device."""
+  if size not in SIZES:
+    raise ValueError(f"--size {size!r} is not one of {', '.join(SIZES)}.")
+  config = load_preset(name)
+  m = config.model
+  transformer = m.name in TRANSFORMERS
+  if size == 'real':
+    if transformer:
+      m.attention_impl = 'cudnn'
+    m.dtype = 'bfloat16'
+    return config
+  frames, crop = TINY_CLIPS[name]
+  config.dataset.update(num_frames=frames, crop_size=crop)
+  m.update(dtype='float32', **(dict(attention_impl='xla', **TINY_TRANSFORMER)
+                               if transformer else TINY_CNN))
+  if m.name == 'videomae_pretrain':
+    m.update(TINY_DECODER)
+  if m.name == 'timesformer':
+    m.update(num_frames=frames, image_size=crop)
+  if 'num_temporal_layers' in m:
+    m.num_temporal_layers = 2
+  if 'fc_width' in m:
+    m.fc_width = TINY_C3D_FC_WIDTH
+  return config

@@ -1,0 +1,87 @@
+"""The speed benchmark's outputs: benchmarks/<device>-<date>.json per run and benchmarks/README.md,
+one table per run, regenerated from every such JSON."""
+import datetime
+import glob
+import json
+import os
+import platform
+
+import jax
+
+README_INTRO = """# Speed: our jitted train step vs. Hugging Face PyTorch
+
+`python tools/benchmark.py models` times, per preset, our one jitted train step
+(`vivit_jax.train.step.make_train_step`, forward + loss + backward + optimizer update, on one
+device) and, where transformers has the same model (ViViT Model 1, VideoMAE pre-training and
+fine-tuning, TimeSformer), the Hugging Face PyTorch model of the same configuration (same sizes,
+clip, optimizer and gradient clipping; SDPA attention where transformers has it). On CPU the
+presets run at reduced sizes (`vivit_jax/benchmarking/presets.py`: width 192, 4 layers, short
+64^2 clips; CNNs at a quarter of their width) in float32 on both sides; on a GPU at their real
+sizes, ours in bfloat16 with cudnn attention, theirs under bf16 autocast.
+
+Columns: GFLOPs/clip is XLA's cost analysis of the whole train step divided by the batch (the
+forward alone is in the JSON); step ms the median over the timed steps after warm-up; MFU the
+achieved train-step FLOP/s over the device's matmul rate measured in the same run (bf16 on GPU,
+float32 on CPU); memory the compiled step's argument + output + temporary bytes (the device's
+peak bytes in use, where it keeps statistics, are in the JSON); ratio = our clips/s / theirs.
+"""
+
+
+def device_name(device=None) -> str:
+  """'cpu-x86_64-2core' on CPU, else the device kind in lower case with dashes ('nvidia-h200')."""
+  device = device or jax.devices()[0]
+  if device.platform == 'cpu':
+    return f'cpu-{platform.machine()}-{os.cpu_count()}core'
+  return '-'.join(device.device_kind.lower().split())
+
+
+def today() -> str:
+  return datetime.date.today().isoformat()
+
+
+def write(record: dict, out: str) -> str:
+  """Writes OUT/<device>-<date>.json and regenerates OUT/README.md; returns this run's table."""
+  with open(os.path.join(out, f"{record['device']}-{record['date']}.json"), 'w') as f:
+    json.dump(record, f, indent=1)
+  records = []
+  for path in sorted(glob.glob(os.path.join(out, '*-????-??-??.json'))):
+    with open(path) as f:
+      loaded = json.load(f)
+    if loaded.get('benchmark') == 'models':
+      records.append(loaded)
+  with open(os.path.join(out, 'README.md'), 'w') as f:
+    f.write('\n'.join([README_INTRO] + [table(r) for r in records]))
+  return table(record)
+
+
+def _number(value, digits: int = 1) -> str:
+  return '-' if value is None else f'{value:,.{digits}f}'
+
+
+def _gib(value) -> str:
+  return '-' if value is None else f'{value / 2 ** 30:.2f} GiB'
+
+
+def table(record: dict) -> str:
+  """The markdown section of one run."""
+  rows = ['| model | size | clip (T x S^2) x batch | params (M) | GFLOPs/clip | compile s | '
+          'step ms | clips/s | MFU | memory | HF clips/s | ratio |',
+          '|---|---|---|---|---|---|---|---|---|---|---|---|']
+  for r in record['rows']:
+    hf = r.get('hf') or {}
+    rows.append(
+        f"| {r['model']} | {record['size']} | {r['clip']} x {r['batch']} | "
+        f"{r['params'] / 1e6:.2f} | {_number(r['gflops_train_per_clip'], 2)} | "
+        f"{_number(r['compile_s'])} | {_number(r['step_ms'])} | {_number(r['clips_per_s'])} | "
+        f"{_number(100 * r['mfu'])}% | {_gib(r['compiled_memory_bytes'])} | "
+        f"{_number(hf.get('clips_per_s'))} | {_number(r.get('ratio'), 2)} |")
+  extra = [f"- {note}" for note in record['notes']]
+  max_batch = record.get('max_batch')
+  if max_batch:
+    extra.append('- Largest batch that fits on one device: ' + ', '.join(
+        f"{m['model']} remat={m['remat']}: {m['batch']}" for m in max_batch) + '.')
+  return '\n'.join([
+      f"## {record['device']}, {record['date']} ({record['size']} sizes)", '',
+      f"Matmul rate measured in the run: {record['matmul_tflops']:.3f} TFLOP/s "
+      f"({record['matmul_dtype']}, {record['matmul_size']}^2). {record['software']}.", '',
+      *rows, '', *extra, '', f"Regenerate: `{record['command']}`.", ''])
