@@ -1,16 +1,20 @@
-"""The one train step gives the same numbers on 1 device and on 8 (data parallel, FSDP)."""
+"""The one train step gives the same numbers on 1 device and on 8 (data parallel, FSDP); it
+compiles once, donates the state and keeps float32 master params under bfloat16 compute."""
+import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
 
 from tests.helpers import random_batches, tiny_config
 from vivit_jax import models
+from vivit_jax.models import layers
 from vivit_jax.train import optim, sharding, state as state_lib, step, tasks
 
 
-def _train(config, devices, batches):
-  """Runs the train step over `batches`; returns (losses, final params, state)."""
+def _setup(config, devices):
+  """(initial state, train step, batch sharding) of `config` on `devices`."""
   mesh = sharding.make_mesh(config.mesh, devices)
   rules = tuple(config.sharding_rules)
   model = models.build(config.model)
@@ -23,6 +27,12 @@ def _train(config, devices, batches):
   train_step = step.make_train_step(model, tasks.build_task(config), tx, schedule, mesh=mesh,
                                     rules=rules, state_shardings=shardings,
                                     batch_sharding=batch_sharding, seed=config.seed)
+  return state, train_step, batch_sharding
+
+
+def _train(config, devices, batches):
+  """Runs the train step over `batches`; returns (losses, final params, state)."""
+  state, train_step, batch_sharding = _setup(config, devices)
   losses = []
   for batch in batches:
     state, metrics = train_step(state, sharding.put_batch(batch, batch_sharding))
@@ -88,3 +98,48 @@ def test_batch_norm_statistics_are_those_of_the_global_batch():
                stats_1)
   # Sanity: the stem's running mean moved off its initial zeros.
   assert np.abs(stats_1['stem_bn']['mean']).max() > 1e-3
+
+
+def test_step_compiles_once_and_donates_the_state(reference):
+  config, batches, _ = reference
+  config.mesh.update(data=8, fsdp=1, model=1)
+  state, train_step, batch_sharding = _setup(config, jax.devices()[:8])
+  for i in range(5):
+    leaves = jax.tree.leaves(state)
+    state, _ = train_step(state, sharding.put_batch(batches[i % 3], batch_sharding))
+    assert all(x.is_deleted() for x in leaves)  # Donated: the step reused their buffers.
+  assert int(state.step) == 5
+  smaller = {k: v[:8] for k, v in batches[0].items()}
+  with pytest.raises(step.RetraceError, match='traced 2 times'):
+    train_step(state, sharding.put_batch(smaller, batch_sharding))
+
+
+def _block_output_dtypes(model, params, video):
+  """The dtypes of every EncoderBlock output, and the logits, of `model` on `video`."""
+  dtypes = []
+
+  def record(next_fun, args, kwargs, context):
+    out = next_fun(*args, **kwargs)
+    if isinstance(context.module, layers.EncoderBlock):
+      dtypes.append(out.dtype)
+    return out
+
+  with nn.intercept_methods(record):
+    logits = model.apply({'params': params}, video, train=False)
+  return dtypes, logits
+
+
+def test_bfloat16_compute_keeps_float32_params(reference):
+  """dtype='bfloat16': activations bfloat16, logits and master params float32, the loss close to
+  float32's."""
+  config, batches, (losses_32, _, _) = reference
+  config = config.copy_and_resolve_references()
+  config.model.dtype = 'bfloat16'
+  config.mesh.update(data=1, fsdp=1, model=1)
+  losses_16, params, _ = _train(config, jax.devices()[:1], batches)
+  assert {x.dtype for x in jax.tree.leaves(params)} == {np.dtype(np.float32)}
+  np.testing.assert_allclose(losses_16, losses_32, rtol=0.02)
+  dtypes, logits = _block_output_dtypes(models.build(config.model), params,
+                                        jnp.asarray(batches[0]['video'][:2]))
+  assert dtypes and set(dtypes) == {jnp.dtype(jnp.bfloat16)}
+  assert logits.dtype == jnp.float32

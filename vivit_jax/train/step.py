@@ -11,6 +11,10 @@ RNG_STREAMS = ('dropout', 'drop_path', 'masking', 'augment')  # 'augment': task.
 EVAL_MASKING_SEED = 0  # Masks drawn in evaluation (masked video modeling) are fixed.
 
 
+class RetraceError(RuntimeError):
+  """The train step was traced (and compiled) again after its first call."""
+
+
 def _variables(params, batch_stats):
   return {'params': params, **({'batch_stats': batch_stats} if batch_stats else {})}
 
@@ -34,10 +38,14 @@ def make_train_step(model: nn.Module, task, tx: optax.GradientTransformation, sc
   the model takes by keyword (e.g. 'flow') are passed on.
   A step whose loss or gradients are not finite leaves the state untouched and reports
   `finite = 0`, so the loop can stop with the last good state.
+  The step compiles once: a call that traces it again (another batch shape or dtype, a state
+  whose structure, dtypes or shardings changed) raises RetraceError.
   """
   base_rng = jax.random.key(seed + 1)
+  traces = []
 
   def step(state: TrainState, batch):
+    traces.append(jax.tree.map(lambda x: (x.shape, x.dtype), batch))
     rng = jax.random.fold_in(base_rng, state.step)
     rngs = dict(zip(RNG_STREAMS, jax.random.split(rng, len(RNG_STREAMS))))
     batch = task.prepare(batch, rngs.pop('augment'))
@@ -61,9 +69,21 @@ def make_train_step(model: nn.Module, task, tx: optax.GradientTransformation, sc
     return new_state, metrics
 
   replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-  jitted = jax.jit(step, in_shardings=(state_shardings, batch_sharding),
-                   out_shardings=(state_shardings, replicated), donate_argnums=0)
-  return _with_rules(jitted, mesh, rules)
+  jitted = _with_rules(jax.jit(step, in_shardings=(state_shardings, batch_sharding),
+                                out_shardings=(state_shardings, replicated), donate_argnums=0),
+                        mesh, rules)
+
+  def compiled_once(state, batch):
+    out = jitted(state, batch)
+    if len(traces) > 1:
+      raise RetraceError(f'The train step was traced {len(traces)} times; it must compile once. '
+                         f'Batch shapes first {traces[0]}, now {traces[-1]}: keep the batch '
+                         f'shapes and dtypes fixed (drop_remainder) and the state as the step '
+                         f'returns it.')
+    return out
+
+  compiled_once.lower = jitted.lower  # AOT lowering, e.g. for vivit_jax.benchmarking.
+  return compiled_once
 
 
 def make_eval_step(model: nn.Module, task, *, mesh, rules, state_shardings, batch_sharding):
