@@ -21,3 +21,13 @@ def synthetic_data_dir(tmp_path_factory):
   config.dataset.data_dir = str(tmp_path_factory.mktemp('tfds'))
   data.get_builder(config.dataset)
   return config.dataset.data_dir
+
+
+@pytest.fixture(scope='session')
+def tiny_workdir(synthetic_data_dir, tmp_path_factory):
+  """A workdir of tiny_config trained 2 steps (checkpoint + config.json), shared by the tools'
+  tests (evaluate, predict, static_frame_probe)."""
+  from tests.helpers import trained_workdir
+  path = str(tmp_path_factory.mktemp('trained'))
+  trained_workdir(synthetic_data_dir, path)
+  return path

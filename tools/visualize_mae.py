@@ -8,16 +8,17 @@ Restores the latest checkpoint of --workdir (as tools/static_frame_probe.py, thr
 train.loop.restore_for_eval) and writes the grid of vivit_jax.visualize to --out.
 
 --video is either a split of config.dataset (its first --num_examples videos, centre clip and crop
-as in evaluation; TFDS slices such as test[100:] work) or a video file: an animated .gif, or a .npy
-array (T, H, W, C) uint8 (C = 1 or 3). From a file, config.dataset.num_frames frames
+as in evaluation; TFDS slices such as test[100:] work) or a video file: any file PyAV (FFmpeg)
+reads (.mp4, .avi, .webm, ... at its own frame rate), an animated .gif, or a .npy array
+(T, H, W, C) uint8 (C = 1 or 3). From a file, config.dataset.num_frames frames
 config.dataset.stride apart are taken around its middle (the pipeline's centre clip); frames are
 resized so their shorter side is config.dataset.crop_size, centre-cropped to a square and
-normalised like the data pipeline. Other formats (.mp4, .avi, ...) are not read: convert them
-first, e.g. `ffmpeg -i clip.mp4 clip.gif`.
+normalised like the data pipeline.
 
 --config is the config the workdir was trained with (any --config.a.b=value override applies).
-Without it, configs/default.py's dataset, mesh and batch settings are used with the checkpoint's
-own config.model (saved with every checkpoint) and config.task = 'masked_video_modeling'.
+Without it, the config the training saved (WORKDIR/config.json) is used; a workdir older than
+that takes configs/default.py's dataset, mesh and batch settings with the checkpoint's own
+config.model (saved with every checkpoint) and config.task = 'masked_video_modeling'.
 """
 import importlib.util
 import os
@@ -30,7 +31,8 @@ from ml_collections import config_flags  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(REPO, 'configs', 'default.py')
-FILE_FORMATS = '.gif (animated GIF) or .npy ((T, H, W, C) uint8 array)'
+FILE_FORMATS = ('any video file PyAV (FFmpeg) reads (.mp4, .avi, .webm, ...), an animated .gif or '
+                'a .npy ((T, H, W, C) uint8 array)')
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Config the workdir was trained with (default: configs/default.py with the '
@@ -75,10 +77,14 @@ def resolve_config(config, workdir: str):
   """`config`, or without one configs/default.py with the checkpoint's config.model; checks that
   the workdir holds a videomae_pretrain model (ValueError naming the one it holds otherwise)."""
   import ml_collections
+  import tensorflow as tf
+  from vivit_jax.train import workdir as workdir_lib
   saved = saved_model_config(workdir)
   if saved.get('name') != 'videomae_pretrain':
     raise ValueError(f"{workdir} holds a '{saved.get('name')}' model; reconstruction grids need "
                      f"a VideoMAE pre-training workdir (config.model.name='videomae_pretrain').")
+  if config is None and tf.io.gfile.exists(os.path.join(workdir, workdir_lib.CONFIG_FILE)):
+    config = workdir_lib.load_config(workdir)
   if config is None:
     config = default_config()
     config.model = ml_collections.ConfigDict(saved)
@@ -90,19 +96,19 @@ def resolve_config(config, workdir: str):
 
 
 def read_frames(path: str):
-  """All frames of a video file, uint8 (T, H, W, C): an animated .gif or a .npy array."""
+  """All frames of a video file, uint8 (T, H, W, C): see FILE_FORMATS (VideoReadError, a
+  ValueError, for a file PyAV cannot read)."""
   import numpy as np
   import tensorflow as tf
+  from vivit_jax.data import video_io
   ext = os.path.splitext(path)[1].lower()
   try:
     if ext == '.gif':
       return tf.io.decode_gif(tf.io.read_file(path)).numpy()
-    if ext == '.npy':
-      with tf.io.gfile.GFile(path, 'rb') as f:
-        frames = np.load(f, allow_pickle=False)
-    else:
-      raise ValueError(f"Cannot read '{path}': supported video files are {FILE_FORMATS}; "
-                       f"convert it first, e.g. `ffmpeg -i {path} clip.gif`.")
+    if ext != '.npy':
+      return video_io.read_video(path).frames
+    with tf.io.gfile.GFile(path, 'rb') as f:
+      frames = np.load(f, allow_pickle=False)
   except (tf.errors.OpError, OSError, EOFError) as e:
     raise ValueError(f"Cannot read '{path}' as {ext}: {type(e).__name__}: "
                      f"{str(e).splitlines()[0] if str(e) else ''}") from None

