@@ -5,9 +5,10 @@ any JAX computation:
   explicit:  coordinator, num_processes and process_id given (e.g. `vivit_jax.main --coordinator
              10.0.0.1:1234 --num_processes 2 --process_id 0`): used as given (CPU collectives are
              gloo, so this also runs several processes on one machine);
-  detected:  a TPU pod slice (more than one TPU worker), a SLURM job with several tasks, an Open MPI
-             job with several ranks, or JAX_COORDINATOR_ADDRESS set: JAX reads its parameters from
-             that environment;
+  detected:  `multihost=True` (main's --multihost: on a TPU VM pod slice, whose hosts JAX finds
+             through the VM metadata), TPU_WORKER_HOSTNAMES naming more than one TPU worker (GKE),
+             a SLURM job with several tasks, an Open MPI job with several ranks, or
+             JAX_COORDINATOR_ADDRESS set: JAX reads its parameters from that environment;
   otherwise: a single process; nothing is started.
 """
 import logging
@@ -40,7 +41,7 @@ def detected_cluster() -> str | None:
 
 
 def initialize(coordinator: str | None = None, num_processes: int | None = None,
-               process_id: int | None = None) -> bool:
+               process_id: int | None = None, multihost: bool = False) -> bool:
   """Starts the multi-host runtime if this run spans processes (module docstring); returns
   whether it did. Explicit arguments must come all three together."""
   given = [v is not None for v in (coordinator, num_processes, process_id)]
@@ -54,7 +55,7 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
                        f'{num_processes}).')
     jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
                                process_id=process_id)
-  elif detected_cluster():
+  elif multihost or detected_cluster():
     jax.distributed.initialize()
   else:
     return False

@@ -1,8 +1,9 @@
 r"""Entry point: `python -m vivit_jax.main --config configs/X.py --workdir DIR [--config.a.b=v]`.
 
 Trains, evaluates and checkpoints as the config says; rerunning with the same workdir resumes.
-Multi-host: every process runs the same command; TPU pod slices, SLURM and Open MPI are detected,
-elsewhere pass --coordinator=HOST:PORT --num_processes=N --process_id=I (vivit_jax.distributed).
+Multi-host: every process runs the same command; on a TPU VM pod slice add --multihost, SLURM and
+Open MPI jobs are detected, elsewhere pass --coordinator=HOST:PORT --num_processes=N
+--process_id=I (vivit_jax.distributed).
 """
 import os
 import re
@@ -21,6 +22,8 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints and m
 _COORDINATOR = flags.DEFINE_string('coordinator', None, 'Multi-host: HOST:PORT of process 0.')
 _NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Multi-host: number of processes.')
 _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'Multi-host: this process, 0..N-1.')
+_MULTIHOST = flags.DEFINE_bool('multihost', False, 'Multi-host with parameters JAX finds itself '
+                               '(TPU VM pod slices; SLURM and Open MPI are detected without it).')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
@@ -48,7 +51,8 @@ def main(argv):
   from vivit_jax import distributed
   from vivit_jax.train import loop
   try:
-    distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+                           multihost=_MULTIHOST.value)
     distributed.quiet_unless_primary()
     loop.run(_CONFIG.value, _WORKDIR.value)
   except loop.TrainingInterrupted as stop:
