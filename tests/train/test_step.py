@@ -52,7 +52,7 @@ def reference():
 
 
 @pytest.mark.parametrize('mesh', [dict(data=8, fsdp=1, model=1), dict(data=1, fsdp=8, model=1),
-                                  dict(data=2, fsdp=2, model=2)])
+                                  dict(data=2, fsdp=1, model=4), dict(data=2, fsdp=2, model=2)])
 def test_sharded_steps_match_one_device(reference, mesh):
   config, batches, (losses_1, params_1, _) = reference
   config.mesh.update(mesh)
