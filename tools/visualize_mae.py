@@ -52,8 +52,10 @@ def saved_model_config(workdir: str) -> dict:
     FileNotFoundError: `workdir` has no checkpoint.
   """
   import orbax.checkpoint as ocp
-  directory = os.path.join(os.path.abspath(workdir), 'checkpoints')
-  if os.path.isdir(directory):  # Read only: a mistyped workdir is not created.
+  import tensorflow as tf
+  from vivit_jax.train import workdir as workdir_lib
+  directory = os.path.join(workdir_lib.absolute(workdir), 'checkpoints')
+  if tf.io.gfile.isdir(directory):  # Read only: a mistyped workdir is not created.
     manager = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(read_only=True))
     latest = manager.latest_step()
     if latest is not None:

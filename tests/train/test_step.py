@@ -1,5 +1,6 @@
 """The one train step gives the same numbers on 1 device and on 8 (data parallel, FSDP, tensor
-parallel, all three); it compiles once, donates the state and keeps float32 master params under bfloat16 compute."""
+parallel, all three); it compiles once, donates the state and keeps float32 master params under
+bfloat16 compute."""
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
