@@ -7,12 +7,13 @@ import re
 import signal
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from tests.helpers import tiny_config
 from vivit_jax import data
-from vivit_jax.train import checkpoint, loop
+from vivit_jax.train import checkpoint, loop, step
 
 
 @pytest.fixture
@@ -22,12 +23,15 @@ def config(synthetic_data_dir):
   return config
 
 
+_MAKE_TRAIN_ITERATOR = data.make_train_iterator
+
+
 class _RecordBatches:
   """Wraps data.make_train_iterator: records batch digests, optionally acts at one index."""
 
   def __init__(self, monkeypatch, at_index=None, action=None):
     self.digests, self.at_index, self.action = [], at_index, action
-    original = data.make_train_iterator
+    original = _MAKE_TRAIN_ITERATOR  # Not an earlier wrapper: their actions would run too.
 
     def wrapped(*args, **kwargs):
       self.start = kwargs.get('start_step', 0)
@@ -49,11 +53,11 @@ def test_resume_is_exact(config, tmp_path, monkeypatch):
   straight = _RecordBatches(monkeypatch)
   loop.run(config, str(tmp_path / 'straight'))
 
-  def sigterm(batch):  # Arrives while step 2 runs: the loop saves at 2 and stops.
+  def sigterm(batch):  # Batch 2 is prefetched while step 2 runs: the loop saves at 2 and stops.
     os.kill(os.getpid(), signal.SIGTERM)
     return batch
 
-  interrupted = _RecordBatches(monkeypatch, at_index=1, action=sigterm)
+  interrupted = _RecordBatches(monkeypatch, at_index=2, action=sigterm)
   with pytest.raises(loop.TrainingInterrupted) as stop:
     loop.run(config, str(tmp_path / 'resumed'))
   assert stop.value.signum == signal.SIGTERM
@@ -116,3 +120,55 @@ def test_checkpoint_restores_onto_another_mesh(config, tmp_path):
   leaves = jax.tree.leaves(restored.params)
   assert any(x.sharding.shard_shape(x.shape) != x.shape for x in leaves)  # Now split.
   jax.tree.map(np.testing.assert_array_equal, jax.device_get(restored.params), saved)
+
+
+def test_five_steps_compile_once(config, tmp_path, monkeypatch):
+  steps = []
+  original = step.make_train_step
+
+  def recording(*args, **kwargs):
+    steps.append(original(*args, **kwargs))
+    return steps[-1]
+
+  monkeypatch.setattr(step, 'make_train_step', recording)
+  config.train.update(num_steps=5, log_every_steps=5)
+  config.dataset.eval_split = 'test[:16]'
+  loop.run(config, str(tmp_path))
+  assert len(steps) == 1 and steps[0].num_traces() == 1
+
+
+def test_prefetch_puts_the_next_batch_before_yielding():
+  pulled = []
+
+  def batches():
+    for i in range(4):
+      pulled.append(i)
+      yield {'x': np.full((8, 2), i, np.float32)}
+
+  mesh = jax.make_mesh((8,), ('data',), axis_types=(jax.sharding.AxisType.Auto,))
+  device_batches = loop._prefetch(batches(), jax.sharding.NamedSharding(
+      mesh, jax.sharding.PartitionSpec('data')))
+  first = next(device_batches)
+  assert pulled == [0, 1] and isinstance(first['x'], jax.Array)
+  assert [int(b['x'][0, 0]) for b in [first, *device_batches]] == [0, 1, 2, 3]
+
+
+def _step_metrics(i: int, finite: float) -> dict:
+  return {k: jnp.float32(v) for k, v in dict(loss_sum=2.0 * i, count=2.0, grad_norm=i,
+                                             lr=0.1 * i, finite=finite).items()}
+
+
+def test_metrics_are_summed_on_device_and_checked_when_read():
+  metrics = loop._TrainMetrics()
+  for i, finite in enumerate([1.0, 0.0, 1.0, 0.0], start=1):
+    metrics.push(i, _step_metrics(i, finite))
+  assert all(isinstance(v, jax.Array) for v in metrics.totals.values())  # Nothing fetched yet.
+  with pytest.raises(loop.NonFiniteLossError, match='at step 2;'):
+    metrics.check()
+  metrics = loop._TrainMetrics()
+  for i in (1, 2):
+    metrics.push(i, _step_metrics(i, 1.0))
+  summary = metrics.average()
+  assert summary['train/loss'] == pytest.approx(1.5)
+  assert summary['train/grad_norm'] == pytest.approx(1.5)
+  assert summary['train/lr'] == pytest.approx(0.2)

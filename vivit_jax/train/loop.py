@@ -1,5 +1,7 @@
 """The training loop: data -> train step -> metrics, checkpoints and evaluation."""
+import collections
 import dataclasses
+import itertools
 import logging
 import os
 import signal
@@ -7,7 +9,7 @@ import threading
 import time
 
 import jax
-import numpy as np
+import jax.numpy as jnp
 
 from vivit_jax import data, models, visualize
 from vivit_jax.train import checkpoint, metrics, optim, sharding, state as state_lib, step, tasks
@@ -95,38 +97,65 @@ def evaluate(eval_step, state, config, batch_sharding, transform=None, evaluator
   return evaluator.result()
 
 
+def _summed(metrics) -> list[str]:
+  return [k for k in metrics if k.endswith('_sum') or k in ('count', 'grad_norm')]
+
+
+@jax.jit
+def _accumulate(totals: dict, metrics: dict, step_number) -> dict:
+  """totals + one step's metrics, on the device; `first_bad` keeps the first non-finite step."""
+  bad = (metrics['finite'] == 0) & (totals['first_bad'] == 0)
+  return {**{k: totals[k] + metrics[k] for k in _summed(metrics)}, 'lr': metrics['lr'],
+          'steps': totals['steps'] + 1,
+          'first_bad': jnp.where(bad, step_number, totals['first_bad'])}
+
+
 class _TrainMetrics:
-  """Fetches each step's on-device metrics one step late (keeps the device busy) and averages."""
+  """Sums the steps' metrics on the device; the host reads them only in `check` and `average`
+  (at log and checkpoint time), so no step waits for the host. Reading raises
+  NonFiniteLossError naming the first step since the last average that went non-finite."""
 
   def __init__(self):
-    self.pending, self.sums, self.last_lr = None, [], 0.0
+    self.totals = None
 
-  def push(self, step_number, metrics_on_device):
-    self.flush()
-    self.pending = (step_number, metrics_on_device)
+  def push(self, step_number: int, metrics_on_device: dict):
+    if self.totals is None:
+      m = metrics_on_device
+      self.totals = {**{k: jnp.zeros_like(m[k]) for k in _summed(m)}, 'lr': m['lr'],
+                     'steps': jnp.int32(0), 'first_bad': jnp.int32(0)}
+    self.totals = _accumulate(self.totals, metrics_on_device, step_number)
 
-  def flush(self):
-    if self.pending is None:
-      return
-    step_number, m = self.pending
-    self.pending = None
-    m = jax.device_get(m)
-    if not m['finite']:
+  def check(self):
+    """Raises NonFiniteLossError if a step since the last average went non-finite; call before
+    every checkpoint."""
+    if self.totals is None:
+      return None
+    host = jax.device_get(self.totals)
+    if host['first_bad']:
       raise NonFiniteLossError(
-          f'Non-finite loss or gradients at step {step_number} (loss sum {m["loss_sum"]}); '
-          f'that update was not applied. Lower config.optimizer.learning_rate or '
-          f'config.optimizer.grad_clip_norm, or check the input data.')
-    self.sums.append(m)
-    self.last_lr = float(m['lr'])
+          f'Non-finite loss or gradients at step {host["first_bad"]}; that update was not '
+          f'applied. Lower config.optimizer.learning_rate or config.optimizer.grad_clip_norm, '
+          f'or check the input data.')
+    return host
 
   def average(self) -> dict:
-    self.flush()
-    total = {k: sum(float(m[k]) for m in self.sums)
-             for k in self.sums[0] if k.endswith('_sum') or k == 'count'}
-    grad_norm = float(np.mean([m['grad_norm'] for m in self.sums]))
-    self.sums = []
-    return {**tasks.summarize(total, 'train'), 'train/grad_norm': grad_norm,
-            'train/lr': self.last_lr}
+    host = self.check()
+    self.totals = None
+    total = {k: float(v) for k, v in host.items() if k.endswith('_sum') or k == 'count'}
+    return {**tasks.summarize(total, 'train'),
+            'train/grad_norm': float(host['grad_norm']) / int(host['steps']),
+            'train/lr': float(host['lr'])}
+
+
+def _prefetch(batches, batch_sharding, size: int = 2):
+  """Yields host `batches` placed on the mesh, `size` - 1 ahead: the next batch is put (an
+  asynchronous transfer) before the current step is dispatched, so it overlaps compute."""
+  queue = collections.deque()
+  for batch in batches:
+    queue.append(sharding.put_batch(batch, batch_sharding))
+    if len(queue) == size:
+      yield queue.popleft()
+  yield from queue
 
 
 @dataclasses.dataclass
@@ -211,8 +240,9 @@ def run(config, workdir: str) -> dict:
                      if config.task == 'masked_video_modeling' else None)
   log.info('Training %s on %s from step %d to %d on mesh %s', config.model.name, ds.name,
            first, num_steps, dict(exp.mesh.shape))
-  train_batches = data.make_train_iterator(ds, global_batch_size=train.batch_size,
-                                           seed=config.seed, start_step=first)
+  train_batches = _prefetch(itertools.islice(data.make_train_iterator(
+      ds, global_batch_size=train.batch_size, seed=config.seed, start_step=first),
+      num_steps - first), batch_sharding)
   progress = metrics.Progress(first, num_steps, train.batch_size)
   train_metrics = _TrainMetrics()
   start_time = time.perf_counter()
@@ -220,13 +250,12 @@ def run(config, workdir: str) -> dict:
     try:
       for i in range(first, num_steps):
         if stop.signum is not None:
-          train_metrics.flush()
+          train_metrics.check()
           ckpt.save(state, i, force=True)
           ckpt.close()
           raise TrainingInterrupted(stop.signum, f'Stopped by signal {stop.signum} at step {i}; '
                                     f'checkpoint saved. Rerun the same command to resume.')
-        batch = sharding.put_batch(next(train_batches), batch_sharding)
-        state, step_metrics = train_step(state, batch)
+        state, step_metrics = train_step(state, next(train_batches))
         train_metrics.push(i + 1, step_metrics)
         done = i + 1
         if done % train.log_every_steps == 0 or done == num_steps:
@@ -235,7 +264,7 @@ def run(config, workdir: str) -> dict:
           log.info(line)
           writer.write(done, {**summary, 'train/clips_per_s': clips_per_s})
         if ckpt.due(done):
-          train_metrics.flush()  # Never checkpoint past a step that went non-finite.
+          train_metrics.check()  # Never checkpoint past a step that went non-finite.
           ckpt.save(state, done)
         if done % train.eval_every_steps == 0 and done != num_steps:
           _report_eval(f'step {done} eval', done, evaluate(eval_step, state, config, batch_sharding),
@@ -243,7 +272,7 @@ def run(config, workdir: str) -> dict:
           if reconstructions:  # WORKDIR/reconstructions/step_N.png
             reconstructions.write(state, done)
           progress.pause(done)
-      train_metrics.flush()
+      train_metrics.check()
     except NonFiniteLossError:
       ckpt.close()
       raise

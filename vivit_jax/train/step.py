@@ -73,16 +73,21 @@ def make_train_step(model: nn.Module, task, tx: optax.GradientTransformation, sc
                                 out_shardings=(state_shardings, replicated), donate_argnums=0),
                         mesh, rules)
 
+  calls_traced = []  # Batch shapes of the calls that traced (`.lower` does not count).
+
   def compiled_once(state, batch):
+    before = len(traces)
     out = jitted(state, batch)
-    if len(traces) > 1:
-      raise RetraceError(f'The train step was traced {len(traces)} times; it must compile once. '
-                         f'Batch shapes first {traces[0]}, now {traces[-1]}: keep the batch '
-                         f'shapes and dtypes fixed (drop_remainder) and the state as the step '
-                         f'returns it.')
+    calls_traced.extend(traces[before:])
+    if len(calls_traced) > 1:
+      raise RetraceError(f'The train step was traced {len(calls_traced)} times; it must compile '
+                         f'once. Batch shapes first {calls_traced[0]}, now {calls_traced[-1]}: '
+                         f'keep the batch shapes and dtypes fixed (drop_remainder) and the state '
+                         f'as the step returns it.')
     return out
 
   compiled_once.lower = jitted.lower  # AOT lowering, e.g. for vivit_jax.benchmarking.
+  compiled_once.num_traces = lambda: len(calls_traced)  # Calls that traced: 1 after any steps.
   return compiled_once
 
 
