@@ -6,6 +6,7 @@ import jax
 import ml_collections
 import numpy as np
 import pytest
+import tensorflow as tf
 import torch
 import transformers
 from flax import traverse_util
@@ -128,6 +129,17 @@ def test_npz_gives_the_same_params(hf_vit, tmp_path, layout, prefix):
   assert jax.tree.structure(from_hf.params) == jax.tree.structure(from_npz.params)
   assert all(jax.tree.leaves(jax.tree.map(np.array_equal, from_hf.params, from_npz.params)))
   assert from_npz.hidden_act == 'gelu_new' and from_npz.sizes() == SIZES
+
+
+def test_npz_from_a_bucket(hf_vit, tmp_path):
+  """A .npz on any tf.io.gfile file system (ram:// stands in for gs://vit_models/...)."""
+  hf_to_npz(hf_vit[0], tmp_path / 'vit.npz')
+  remote = f'ram://{tmp_path.name}/ViT.npz'
+  tf.io.gfile.copy(str(tmp_path / 'vit.npz'), remote)
+  local, from_bucket = vit.read_vit(str(tmp_path / 'vit.npz')), vit.read_vit(remote)
+  assert all(jax.tree.leaves(jax.tree.map(np.array_equal, local.params, from_bucket.params)))
+  with pytest.raises(FileNotFoundError, match='not found: expected an image ViT .npz'):
+    vit.read_vit(f'ram://{tmp_path.name}/missing.npz')
 
 
 def test_npz_warns_about_its_activation(hf_vit, tmp_path, caplog):

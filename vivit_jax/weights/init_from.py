@@ -27,9 +27,10 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 from flax import traverse_util
+from tensorflow.io import gfile
 
 from vivit_jax.models import scan, videomae
-from vivit_jax.train import checkpoint
+from vivit_jax.train import checkpoint, workdir as workdir_lib
 from vivit_jax.weights import hf, inflate, resnet2d, vit
 
 log = logging.getLogger('vivit_jax')
@@ -46,14 +47,16 @@ def source_kind(path: str) -> str:
   if path.endswith('.npz'):
     return 'vit'
   if path.endswith('.safetensors'):
-    if not os.path.isfile(path):
+    if not gfile.exists(path):
       raise FileNotFoundError(f'config.init_from.path={path} does not exist.')
     return 'torchvision'
-  if not os.path.isdir(path):
+  if not gfile.isdir(path):
     raise FileNotFoundError(f'config.init_from.path={path} does not exist.')
+  if _checkpoint_dir(path):  # Before config.json: a vivit_jax workdir saves one too.
+    return 'orbax'
   config_path = os.path.join(path, 'config.json')
-  if os.path.isfile(config_path):
-    with open(config_path) as f:
+  if gfile.exists(config_path):
+    with gfile.GFile(config_path) as f:
       model_type = json.load(f).get('model_type')
     if model_type == 'vit':
       return 'vit'
@@ -61,24 +64,24 @@ def source_kind(path: str) -> str:
       return 'hf'
     raise ValueError(f"{config_path}: model_type '{model_type}' cannot initialise a model; "
                      f"supported: vit, {', '.join(hf.READERS)}.")
-  if _checkpoint_dir(path):
-    return 'orbax'
   raise ValueError(f'config.init_from.path={path} is neither a Hugging Face save_pretrained '
                    f'directory (config.json), an image ViT .npz, a vivit_jax workdir nor an Orbax '
                    f'checkpoint written by tools/convert_checkpoint.py.')
 
 
 def _checkpoint_dir(path: str) -> Optional[str]:
-  """The Orbax step directory parent in `path` (a workdir's `checkpoints/` or `path`), if any."""
+  """The Orbax step directory parent in `path` (a workdir's `checkpoints/` or `path`), if any;
+  any tf.io.gfile path (local or a bucket)."""
   for directory in (os.path.join(path, 'checkpoints'), path):
-    if os.path.isdir(directory) and any(
-        n.isdigit() and os.path.isdir(os.path.join(directory, n)) for n in os.listdir(directory)):
+    if gfile.isdir(directory) and any(
+        n.rstrip('/').isdigit() and gfile.isdir(os.path.join(directory, n))
+        for n in gfile.listdir(directory)):
       return directory
   return None
 
 
 def _manager(directory: str) -> ocp.CheckpointManager:
-  return ocp.CheckpointManager(os.path.abspath(directory),
+  return ocp.CheckpointManager(workdir_lib.absolute(directory),
                                item_handlers={k: h() for k, h in _ITEMS.items()})
 
 

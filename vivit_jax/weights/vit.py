@@ -12,6 +12,7 @@ time (and resized bilinearly in space), the patch kernel inflated to tubelets, t
 copied; `init_from_vit(model_config, path, ...)` fills the rest from a fresh init.
 """
 import dataclasses
+import io
 import json
 import logging
 import math
@@ -24,6 +25,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from flax import traverse_util
+from tensorflow.io import gfile
 
 from vivit_jax import models
 from vivit_jax.models import embed
@@ -86,7 +88,7 @@ class ImageViT:
 def read_vit(path: str) -> ImageViT:
   """A Hugging Face ViT `save_pretrained` directory or a vision_transformer/big_vision .npz."""
   if path.endswith('.npz'):
-    if not os.path.isfile(path):
+    if not gfile.exists(path):
       raise FileNotFoundError(f'{path} not found: expected an image ViT .npz checkpoint.')
     return _read_npz(path)
   if os.path.isdir(path):
@@ -164,9 +166,10 @@ class _NpzArrays(hf.Tensors):
 
 
 def _read_npz(path: str) -> ImageViT:
-  """vision_transformer / big_vision .npz -> ImageViT (flax kernels: names change, not layouts)."""
-  with np.load(path) as f:
-    arrays = dict(f)
+  """vision_transformer / big_vision .npz (a local file or any tf.io.gfile path, e.g. the public
+  gs://vit_models/...) -> ImageViT (flax kernels: names change, not layouts)."""
+  with gfile.GFile(path, 'rb') as f, np.load(io.BytesIO(f.read())) as arrays:
+    arrays = dict(arrays)
   prefix = next((p for p in _NPZ_PREFIXES if f'{p}embedding/kernel' in arrays), '')
   t = _NpzArrays(arrays, path, prefix)
   layout = 'vision_transformer' if NPZ_LAYOUTS['vision_transformer'][0] in t else 'big_vision'
