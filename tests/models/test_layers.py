@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vivit_jax.models import layers
+from vivit_jax.models import layers, scan
 
 
 def random_variables(module: nn.Module, *args, seed: int, scale: float = 0.3, **kwargs):
@@ -125,3 +125,65 @@ def test_encoder_drop_path_rates_are_linear():
                            attention_impl='xla', dtype=jnp.float32, param_dtype=jnp.float32)
   np.testing.assert_allclose(drop_path_rates(encoder, jnp.ones((2, 3, 8))),
                              [0.0, 0.0, 0.1, 0.1, 0.2, 0.2])
+
+
+def test_choose_attention():
+  assert layers.choose_attention('auto', jnp.bfloat16, 64) == 'xla'  # This machine: CPU.
+  assert layers.choose_attention('auto', jnp.bfloat16, 64, platform='gpu') == 'cudnn'
+  for dtype, head_dim, dropout in ((jnp.float32, 64, False), (jnp.bfloat16, 12, False),
+                                   (jnp.bfloat16, 64, True)):
+    assert layers.choose_attention('auto', dtype, head_dim, dropout=dropout,
+                                   platform='gpu') == 'xla'
+  with pytest.raises(ValueError, match='GPU only'):
+    layers.choose_attention('cudnn', jnp.bfloat16, 64)
+
+
+def test_auto_attention_equals_xla(attention_case):
+  x, variables, expected = attention_case
+  np.testing.assert_array_equal(_attention(impl='auto').apply(variables, x, train=False),
+                                _attention(impl='xla').apply(variables, x, train=False))
+
+
+def _encoder(**fields):
+  return layers.Encoder(num_layers=3, num_heads=2, mlp_dim=32, dropout_rate=0.1,
+                        attention_dropout_rate=0.0, stochastic_depth=0.2, attention_impl='xla',
+                        dtype=jnp.float32, param_dtype=jnp.float32, **fields)
+
+
+def _loss_and_grads(encoder, params, x):
+  rngs = {'dropout': jax.random.key(1), 'drop_path': jax.random.key(2)}
+  return jax.jit(jax.value_and_grad(lambda p: jnp.sum(
+      encoder.apply({'params': p}, x, train=True, rngs=rngs) ** 2)))(params)
+
+
+def test_remat_keeps_loss_and_gradients_and_changes_the_program():
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(4, 6, 16)), jnp.float32)
+  params = nn.unbox(_encoder().init(jax.random.key(0), x, train=False))['params']
+  loss, grads = _loss_and_grads(_encoder(), params, x)
+  barriers = {}
+  for remat in ('full', 'dots'):
+    loss_r, grads_r = _loss_and_grads(_encoder(remat=remat), params, x)
+    np.testing.assert_allclose(loss_r, loss, rtol=1e-6)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6),
+                 grads_r, grads)
+  for remat in ('none', 'full'):
+    encoder = _encoder(remat=remat)
+    hlo = jax.jit(jax.grad(lambda p: jnp.sum(encoder.apply({'params': p}, x, train=False)))
+                  ).lower(params).as_text()
+    barriers[remat] = hlo.count('opt-barrier') + hlo.count('optimization_barrier')
+  assert barriers['none'] == 0 < barriers['full']  # Remat's recompute barriers.
+
+
+def test_scanned_encoder_equals_unrolled():
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(4, 6, 16)), jnp.float32)
+  params = nn.unbox(_encoder().init(jax.random.key(0), x, train=False))['params']
+  stacked = scan.stack(jax.device_get(params))
+  assert stacked['blocks']['mlp']['fc1']['kernel'].shape == (3, 16, 32)
+  scanned = _encoder(scan_layers=True, remat='dots')
+  assert jax.tree.structure(stacked) == jax.tree.structure(
+      nn.unbox(scanned.init(jax.random.key(0), x, train=False))['params'])
+  np.testing.assert_allclose(scanned.apply({'params': stacked}, x, train=False),
+                             _encoder().apply({'params': params}, x, train=False), atol=1e-5)
+  # Training: same stochastic-depth rates per layer (the drop pattern itself may differ).
+  loss, _ = _loss_and_grads(scanned, stacked, x)
+  assert np.isfinite(loss)
