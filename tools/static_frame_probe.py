@@ -10,21 +10,19 @@ import os
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
-from absl import app, flags  # noqa: E402
+from absl import app  # noqa: E402
 
 from vivit_jax.train import workdir as workdir_lib  # noqa: E402
 
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Workdir holding the checkpoint.')
-_CONFIG = workdir_lib.define_config_flag()
-flags.mark_flags_as_required(['workdir'])
+_FLAGS = workdir_lib.define_workdir_flags()
 
 
 def main(argv):
   del argv
   from vivit_jax.data import probes
   from vivit_jax.train import loop, step
-  config = workdir_lib.flag_config(_CONFIG)
-  exp = loop.restore_for_eval(config, _WORKDIR.value)
+  config = workdir_lib.flag_config(_FLAGS['config'])
+  exp = loop.restore_for_eval(config, _FLAGS['workdir'].value)
   eval_step = step.make_eval_step(exp.model, exp.task, **exp.step_kwargs())
   clips = loop.evaluate(eval_step, exp.state, config, exp.batch_sharding)
   static = loop.evaluate(eval_step, exp.state, config, exp.batch_sharding,

@@ -28,13 +28,10 @@ from vivit_jax.train import workdir as workdir_lib  # noqa: E402
 def define_flags() -> dict:
   """The command-line flags (defined only when run as a program: importing defines none)."""
   defined = {
-      'workdir': flags.DEFINE_string('workdir', None,
-                                     'Workdir holding the checkpoint and config.json.'),
-      'config': workdir_lib.define_config_flag(),
+      **workdir_lib.define_workdir_flags(),
       'split': flags.DEFINE_string('split', None, 'Split to evaluate (default: config.dataset.'
                                    'eval_split); TFDS slices such as test[:100] work.'),
       'out': flags.DEFINE_string('out', None, 'Where the files go (default: WORKDIR/eval).')}
-  flags.mark_flags_as_required(['workdir'])
   return defined
 
 

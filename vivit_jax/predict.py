@@ -23,9 +23,7 @@ from vivit_jax.train import workdir as workdir_lib  # noqa: E402
 def define_flags() -> dict:
   """The command-line flags (defined only when run as a program: importing defines none)."""
   defined = {
-      'workdir': flags.DEFINE_string('workdir', None,
-                                     'Workdir holding the checkpoint and config.json.'),
-      'config': workdir_lib.define_config_flag(),
+      **workdir_lib.define_workdir_flags(),
       'video': flags.DEFINE_string('video', None,
                                    'Video file (any container and codec FFmpeg reads).'),
       'num_clips': flags.DEFINE_integer('num_clips', None, 'Clips uniformly spaced in time '
@@ -34,7 +32,7 @@ def define_flags() -> dict:
                                         'the long side (default: config.dataset.eval_crops).'),
       'fps': flags.DEFINE_float('fps', None, "Frame rate to sample the video at (default: the "
                                 "dataset's, else the file's).")}
-  flags.mark_flags_as_required(['workdir', 'video'])
+  flags.mark_flags_as_required(['video'])
   return defined
 
 

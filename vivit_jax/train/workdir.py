@@ -82,6 +82,15 @@ def define_config_flag(argv: list[str] | None = None):
       'config', default, 'Config file the workdir was trained with (default: its config.json).')
 
 
+def define_workdir_flags() -> dict:
+  """A tool's --workdir (required) and --config (default: that workdir's saved config) flags:
+  {'workdir': holder, 'config': holder}."""
+  from absl import flags
+  workdir = flags.DEFINE_string('workdir', None, 'Workdir holding the checkpoint and config.json.')
+  flags.mark_flags_as_required(['workdir'])
+  return {'workdir': workdir, 'config': define_config_flag()}
+
+
 def flag_config(holder) -> ml_collections.ConfigDict:
   """The --config flag's ConfigDict; the error that loading it raised (config_flags keeps it for
   the first use), e.g. the workdir's missing config.json, is raised here as it was."""
