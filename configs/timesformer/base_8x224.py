@@ -34,7 +34,7 @@ def get_config(arg=None):
       name='timesformer', num_classes=400, num_frames=8, image_size=224, patch_size=16,
       **_COMMON['vivit'].size_preset('B'), dropout_rate=0.0, attention_dropout_rate=0.0,
       stochastic_depth=0.1, attention_impl=default.attention_impl, dtype='bfloat16',
-      param_dtype=default.param_dtype))
+      param_dtype=default.param_dtype, scan_layers=True, remat=default.remat))
   steps_per_epoch = _COMMON['KINETICS400_TRAIN_CLIPS'] // BATCH_SIZE
   _COMMON['set_sgd'](config, learning_rate=0.005, epochs=15, warmup_epochs=0,
                      steps_per_epoch=steps_per_epoch, momentum=0.9, nesterov=True,

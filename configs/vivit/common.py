@@ -30,7 +30,7 @@ STEPS_PER_EPOCH = KINETICS400_TRAIN_CLIPS // BATCH_SIZE
 TINY_STEPS = 300
 _CONFIGS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _TINY_SIZES = ('hidden_size', 'num_layers', 'num_heads', 'mlp_dim', 'num_classes',
-               'dtype')
+               'dtype', 'remat', 'scan_layers')
 
 
 def default_config():
@@ -49,7 +49,7 @@ def kinetics400(arg, *, variant: str, size: str, classifier: str, learning_rate:
   config.dataset.update(name='kinetics400', num_frames=32, stride=2, crop_size=224, flip=True)
   config.model.update(variant=variant, classifier=classifier, num_classes=400,
                       patch_size=(2, 16, 16), stochastic_depth=0.0, dtype='bfloat16',
-                      **vivit.size_preset(size), **model)
+                      scan_layers=True, **vivit.size_preset(size), **model)
   set_sgd(config, learning_rate=learning_rate, epochs=EPOCHS, warmup_epochs=WARMUP_EPOCHS,
           steps_per_epoch=STEPS_PER_EPOCH, momentum=0.9, nesterov=False, weight_decay=0.0,
           grad_clip_norm=1.0)

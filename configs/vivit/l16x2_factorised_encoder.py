@@ -23,4 +23,5 @@ _COMMON = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__))
 def get_config(arg=None):
   """The preset; arg 'tiny' gives its CPU-sized version."""
   return _COMMON['kinetics400'](arg, variant='factorised_encoder', size='L', classifier='token',
-                                learning_rate=0.1, num_temporal_layers=24)
+                                learning_rate=0.1, num_temporal_layers=24,
+                                remat='dots')  # ViT-L activations: recompute attention.
