@@ -4,15 +4,20 @@
       [--coordinator 127.0.0.1:PORT --num_processes N --process_id I]
 
 Runs the training loop (`loop.run`) on the tiny config over a data-parallel mesh of every device
-of every process: 2 steps, then resumes from the step-2 checkpoint to step 4 (a collective Orbax
-save and restore). Train batches are slices of global batches that depend on the step only (so
-any process count sees the same global batch); evaluation reads this process's shard of the test
-split. Process 0 writes R.json: the logged train losses, the final evaluation and a fingerprint of
-the final parameters.
+of every process: 2 steps; then it resumes from the step-2 checkpoint (a collective Orbax save and
+restore) towards step 8, where with --sigterm_at K the LAST process alone gets SIGTERM while its
+batch K is read: every process must stop at one same step with one collective checkpoint
+(TrainingInterrupted), and a third run resumes from it to step 8. Train batches are slices of
+global batches that depend on the step only (so any process count sees the same global batch);
+evaluation reads this process's shard of the test split. Process 0 writes R.json: the logged train
+losses, the step the run stopped at (or None), the final evaluation and a fingerprint of the final
+parameters.
 """
 import argparse
 import json
 import os
+import re
+import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -20,8 +25,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 from vivit_jax import distributed  # noqa: E402
 
 
-def _global_batches(config, start_step):
-  """This process's rows of deterministic global batches, the `start_step`-th first."""
+def _global_batches(config, start_step, sigterm_at=None):
+  """This process's rows of deterministic global batches, the `start_step`-th first; the last
+  process sends itself SIGTERM when it reads batch `sigterm_at`."""
   import jax
   import numpy as np
 
@@ -30,6 +36,8 @@ def _global_batches(config, start_step):
   rows = slice(jax.process_index() * b, (jax.process_index() + 1) * b)
   step = start_step
   while True:
+    if step == sigterm_at and jax.process_index() == jax.process_count() - 1:
+      os.kill(os.getpid(), signal.SIGTERM)
     batch = random_batches(config, 1, seed=step)[0]
     yield {k: np.asarray(v[rows]) for k, v in batch.items()}
     step += 1
@@ -41,6 +49,7 @@ def main():
     parser.add_argument(f'--{name}')
   parser.add_argument('--num_processes', type=int)
   parser.add_argument('--process_id', type=int)
+  parser.add_argument('--sigterm_at', type=int)
   args = parser.parse_args()
   distributed.initialize(args.coordinator, args.num_processes, args.process_id)
 
@@ -56,12 +65,17 @@ def main():
   config.checkpoint.update(every_steps=2)
   config.optimizer.eps = 1e-3  # As in tests/train/test_step.py: keeps Adam from amplifying the
                                # summation-order noise of ~0 gradients into full-size steps.
+  sigterm_at = None
   loop.data.make_train_iterator = lambda ds, global_batch_size, seed, start_step: (
-      _global_batches(config, start_step))
+      _global_batches(config, start_step, sigterm_at))
   config.train.num_steps = 2
   loop.run(config, args.workdir)
-  config.train.num_steps = 4
-  results = loop.run(config, args.workdir)  # Resumes from the step-2 checkpoint.
+  config.train.num_steps, sigterm_at, stopped_at = 8, args.sigterm_at, None
+  try:
+    results = loop.run(config, args.workdir)  # Resumes from the step-2 checkpoint.
+  except loop.TrainingInterrupted as stop:
+    stopped_at, sigterm_at = int(re.search(r'at step (\d+)', str(stop)).group(1)), None
+    results = loop.run(config, args.workdir)  # Resumes from the checkpoint of the stop.
 
   exp = loop.restore_for_eval(config, args.workdir)
   params = jax.tree.leaves(multihost_utils.process_allgather(exp.state.params, tiled=True))
@@ -73,7 +87,7 @@ def main():
       json.dump({'devices': jax.device_count(), 'processes': jax.process_count(),
                  'losses': losses, 'eval': {k: float(v) for k, v in results.items()},
                  'params': [float(np.abs(np.asarray(p, np.float64)).sum()) for p in params],
-                 'step': int(exp.state.step)}, f)
+                 'step': int(exp.state.step), 'stopped_at': stopped_at}, f)
 
 
 if __name__ == '__main__':

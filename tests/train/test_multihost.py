@@ -26,10 +26,11 @@ def _env(devices: int) -> dict:
   return env
 
 
-def _run(workdir, data_dir, out, *, processes: int, devices_per_process: int) -> dict:
+def _run(workdir, data_dir, out, *, processes: int, devices_per_process: int,
+         sigterm_at: int | None = None) -> dict:
   """Runs the worker as `processes` processes; returns process 0's result."""
   args = [sys.executable, WORKER, '--workdir', str(workdir), '--data_dir', data_dir,
-          '--out', str(out)]
+          '--out', str(out)] + (['--sigterm_at', str(sigterm_at)] if sigterm_at else [])
   if processes > 1:
     args += ['--coordinator', f'127.0.0.1:{_free_port()}', '--num_processes', str(processes)]
   procs = [subprocess.Popen(args + (['--process_id', str(i)] if processes > 1 else []),
@@ -49,8 +50,9 @@ def runs(synthetic_data_dir, tmp_path_factory):
   single = _run(tmp / 'single', synthetic_data_dir, tmp / 'single.json', processes=1,
                 devices_per_process=4)
   # An empty data dir: process 0 builds synthetic_motion while process 1 waits, then reads it.
+  # Process 1 alone gets SIGTERM while reading batch 4.
   multi = _run(tmp / 'multi', str(tmp / 'tfds'), tmp / 'multi.json', processes=2,
-               devices_per_process=2)
+               devices_per_process=2, sigterm_at=4)
   return single, multi, tmp
 
 
@@ -58,21 +60,32 @@ def test_two_processes_match_one_process(runs):
   single, multi, _ = runs
   assert (single['processes'], multi['processes']) == (1, 2)
   assert single['devices'] == multi['devices'] == 4
-  assert single['step'] == multi['step'] == 4
-  assert sorted(single['losses']) == sorted(multi['losses']) == ['1', '2', '3', '4']
+  assert single['step'] == multi['step'] == 8
+  assert sorted(map(int, single['losses'])) == sorted(map(int, multi['losses'])) == list(
+      range(1, 9))
   for k in single['losses']:
     assert multi['losses'][k] == pytest.approx(single['losses'][k], rel=1e-5, abs=1e-6)
-  assert single['losses']['4'] != single['losses']['1']  # It trained.
+  assert single['losses']['8'] != single['losses']['1']  # It trained.
   assert multi['eval']['eval/count'] == single['eval']['eval/count'] == 1280
   for k in ('eval/loss', 'eval/top1', 'eval/top5'):
     assert multi['eval'][k] == pytest.approx(single['eval'][k], rel=1e-5, abs=1e-6)
   assert multi['params'] == pytest.approx(single['params'], rel=1e-5, abs=1e-6)
 
 
+def test_a_sigterm_on_one_process_stops_all_at_one_step(runs):
+  single, multi, tmp = runs
+  assert single['stopped_at'] is None
+  # Process 0 never got the signal, yet stopped with process 1 (JAX's preemption sync point:
+  # the step after the furthest one any process had reached) and resumed exactly (losses above).
+  assert 4 <= multi['stopped_at'] < 8
+  assert str(multi['stopped_at']) in os.listdir(tmp / 'multi' / 'checkpoints') or (
+      multi['stopped_at'] < 5)  # (keep=3: an early stop's checkpoint is rotated out later.)
+
+
 def test_only_process_zero_writes_logs(runs):
   _, _, tmp = runs
   with open(tmp / 'multi' / 'metrics.jsonl') as f:
     steps = [json.loads(line)['step'] for line in f]
-  assert steps.count(4) == 2  # One train line and one eval line, from process 0 alone.
-  assert sorted(os.listdir(tmp / 'multi' / 'checkpoints')) == ['2', '4']
+  assert steps.count(8) == 2  # One train line and one eval line, from process 0 alone.
+  assert '8' in os.listdir(tmp / 'multi' / 'checkpoints')
   assert os.listdir(tmp / 'tfds' / 'synthetic_motion') == ['1.0.0']  # Built, no leftover.

@@ -10,6 +10,7 @@ import time
 
 import jax
 import jax.numpy as jnp
+from jax.experimental import multihost_utils
 
 from vivit_jax import data, models, visualize
 from vivit_jax.train import checkpoint, metrics, optim, sharding, state as state_lib, step, tasks
@@ -32,18 +33,37 @@ class NonFiniteLossError(FloatingPointError):
 
 
 class _StopSignals:
-  """Records SIGTERM/SIGINT instead of dying, so the loop can checkpoint and exit."""
+  """Records SIGTERM/SIGINT instead of dying, so the loop can checkpoint and exit.
+
+  With several processes, a stop must happen at the same step on all of them (the checkpoint is
+  collective): SIGTERM is then left to JAX's preemption service, which tells every process, and
+  `requested(step)` is true on all of them at the same step
+  (`multihost_utils.reached_preemption_sync_point`); SIGINT keeps its default there. The service
+  keeps a notice for the life of the process, so a stop step is taken once (a run resumed in the
+  same process does not stop there again).
+  """
+  _handled_sync_points = set()
 
   def __enter__(self):
     self.signum = None
     self._previous = {}
+    self._synced = jax.process_count() > 1
+    signals = () if self._synced else (signal.SIGTERM, signal.SIGINT)
     if threading.current_thread() is threading.main_thread():  # Python's rule for handlers.
-      self._previous = {s: signal.signal(s, self._record) for s in (signal.SIGTERM, signal.SIGINT)}
+      self._previous = {s: signal.signal(s, self._record) for s in signals}
     return self
 
   def _record(self, signum, frame):
     del frame
     self.signum = signum
+
+  def requested(self, step_number: int) -> int | None:
+    """The signal to stop for before `step_number`, or None; call at every step."""
+    if (self._synced and step_number not in self._handled_sync_points
+        and multihost_utils.reached_preemption_sync_point(step_number)):
+      self._handled_sync_points.add(step_number)
+      self.signum = signal.SIGTERM
+    return self.signum
 
   def __exit__(self, *exc):
     for s, handler in self._previous.items():
@@ -110,13 +130,18 @@ def _accumulate(totals: dict, metrics: dict, step_number) -> dict:
           'first_bad': jnp.where(bad, step_number, totals['first_bad'])}
 
 
+MAX_STEPS_AHEAD = 2  # Steps the host may dispatch ahead of the device (bounds queued batches).
+
+
 class _TrainMetrics:
   """Sums the steps' metrics on the device; the host reads them only in `check` and `average`
-  (at log and checkpoint time), so no step waits for the host. Reading raises
-  NonFiniteLossError naming the first step since the last average that went non-finite."""
+  (at log and checkpoint time), so no step waits for the host, and it waits for the device only
+  to stay at most MAX_STEPS_AHEAD steps ahead. Reading raises NonFiniteLossError naming the first
+  step since the last average that went non-finite."""
 
   def __init__(self):
     self.totals = None
+    self._in_flight = collections.deque()
 
   def push(self, step_number: int, metrics_on_device: dict):
     if self.totals is None:
@@ -124,6 +149,9 @@ class _TrainMetrics:
       self.totals = {**{k: jnp.zeros_like(m[k]) for k in _summed(m)}, 'lr': m['lr'],
                      'steps': jnp.int32(0), 'first_bad': jnp.int32(0)}
     self.totals = _accumulate(self.totals, metrics_on_device, step_number)
+    self._in_flight.append(self.totals['steps'])
+    if len(self._in_flight) > MAX_STEPS_AHEAD:
+      self._in_flight.popleft().block_until_ready()
 
   def check(self):
     """Raises NonFiniteLossError if a step since the last average went non-finite; call before
@@ -192,7 +220,7 @@ def setup(config, workdir: str) -> Experiment:
       model, tx, input_shape, mesh=mesh, rules=rules, seed=config.seed,
       extra_input_shapes=_extra_input_shapes(config, model, input_shape))
   ckpt = checkpoint.Checkpointer(
-      os.path.join(os.path.abspath(workdir), 'checkpoints'),
+      os.path.join(workdir_lib.absolute(workdir), 'checkpoints'),
       every_steps=config.checkpoint.every_steps, keep=config.checkpoint.keep,
       model_config=config.model.to_dict())
   state = ckpt.restore_latest(abstract)  # Resuming always wins over init_from.
@@ -249,7 +277,7 @@ def run(config, workdir: str) -> dict:
   with _StopSignals() as stop:
     try:
       for i in range(first, num_steps):
-        if stop.signum is not None:
+        if stop.requested(i) is not None:
           train_metrics.check()
           ckpt.save(state, i, force=True)
           ckpt.close()
