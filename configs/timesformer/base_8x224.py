@@ -6,9 +6,9 @@ momentum 0.9, Nesterov as PySlowFast's default, base learning rate 0.005, weight
 batch 8, 15 epochs, no warmup) and timesformer/models/vit.py (vit_base_patch16_224: no dropout,
 stochastic depth 0.1), PySlowFast's default mean/std 0.45/0.225.
 
-Differences, not yet supported: the step schedule (x0.1 at epochs 11 and 14) is replaced by cosine
-decay over the 15 epochs; short-side scale jitter to [256, 320] before the crop and 1 clip x 3
-crops testing are absent (see configs/vivit/common.py). The yaml's MODEL.DROPOUT_RATE 0.5 is not
+Training crops follow a short-side scale jitter to [256, 320]; testing takes 1 clip x 3 crops
+of frames resized to short side 224 (TEST_CROP_SIZE). Different, not yet supported: the step
+schedule (x0.1 at epochs 11 and 14) is replaced by cosine decay over the 15 epochs. The yaml's MODEL.DROPOUT_RATE 0.5 is not
 read by the ViT model.
 
   python -m vivit_jax.main --config configs/timesformer/base_8x224.py --workdir runs/tsf_b
@@ -28,6 +28,8 @@ def get_config(arg=None):
   """The preset; arg 'tiny' gives its CPU-sized version."""
   config = _COMMON['default_config']()
   config.dataset.update(name='kinetics400', num_frames=8, stride=32, crop_size=224, flip=True,
+                        train_crop='scale_jitter', short_side_range=(256, 320),
+                        eval_short_side=224, eval_clips=1, eval_crops=3,
                         mean=(0.45,) * 3, std=(0.225,) * 3)
   default = config.model
   config.model = ml_collections.ConfigDict(dict(

@@ -9,10 +9,10 @@ kernel, synchronous SGD with momentum 0.9, batch 64, 30 epochs, cosine decay to 
 warmup epochs, gradient clipping at norm 1, no weight decay, and on Kinetics no dropout,
 stochastic depth or label smoothing.
 
-Not yet supported by the pipeline, so absent from the presets: resize of the short side to 256
-before cropping, scale jitter (factor 0.9-1.33), colour augmentation (p=0.8, colour drop p=0.1),
-multi-view testing (4 clips x 3 crops); mixup and RandAugment (used by the paper on Epic Kitchens
-and SSv2, not on Kinetics).
+Training crops follow a short-side scale jitter (256 x [0.9, 1.33] = 230-341), testing takes 4
+clips x 3 crops of frames resized to short side 256. Not yet supported by the pipeline, so absent
+from the presets: colour augmentation (p=0.8, colour drop p=0.1); mixup and RandAugment (used by
+the paper on Epic Kitchens and SSv2, not on Kinetics).
 """
 import os
 import runpy
@@ -46,7 +46,9 @@ def kinetics400(arg, *, variant: str, size: str, classifier: str, learning_rate:
   optimizer at CPU size on synthetic_motion (see tiny()).
   """
   config = default_config()
-  config.dataset.update(name='kinetics400', num_frames=32, stride=2, crop_size=224, flip=True)
+  config.dataset.update(name='kinetics400', num_frames=32, stride=2, crop_size=224, flip=True,
+                        train_crop='scale_jitter', short_side_range=(230, 341),
+                        eval_short_side=256, eval_clips=4, eval_crops=3)
   config.model.update(variant=variant, classifier=classifier, num_classes=400,
                       patch_size=(2, 16, 16), stochastic_depth=0.0, dtype='bfloat16',
                       scan_layers=True, **vivit.size_preset(size), **model)
