@@ -49,7 +49,7 @@ TINY_MODEL = dict(patch_size=4, tubelet_size=4, hidden_size=64, num_layers=4, nu
 # Tiny pre-training keeps tube masking and norm_pix_loss but masks 0.75, not the paper's 0.9: the
 # paper's ratio assumes 14 x 14 = 196 spatial positions; 0.9 of the first tiny grid (2 x 8 x 8
 # cubes: 16 positions) left 1-2 visible tubes, the moving bar was rarely in them, and fine-tuning
-# from that pre-training was worse than from scratch. 1500 steps (~5 min on 2 CPU cores).
+# from that pre-training was worse than from scratch. 1500 steps (~11-13 min on 2 shared cores).
 # Mixup/CutMix and layer decay are off at tiny size: at 300 steps Mixup + CutMix kept both a
 # pre-trained and a fresh model at chance. Measured in benchmarks/videomae_pretraining.md.
 TINY_MASK_RATIO = 0.75
