@@ -13,9 +13,10 @@ videomae_vit_{small,base,large}_patch16_224_tubemasking_ratio_0.9_epoch_{1600,24
     0.05, lr (per size) x batch / 256, 5 warmup epochs, cosine decay to 1e-6, layer-wise lr decay
     0.75 (0.7 for ViT-S on SSv2), drop path 0.1, label smoothing 0.1, Mixup 0.8 + CutMix 1.0
     (switch prob 0.5); testing 5 clips x 3 crops on K400, 2 x 3 on SSv2.
-Not yet supported by the pipeline, so absent: multi-scale crops (pre-training), RandAugment and
-random erasing (fine-tuning), repeated augmentation (num_sample 2), short side resized to 224
-before the test crops.
+Fine-tuning trains on random resized crops (area 0.08-1, aspect 3/4-4/3) and tests on crops of
+frames resized to short side 224, as the released scripts. Not yet supported by the pipeline, so
+absent: multi-scale crops (pre-training), RandAugment and random erasing (fine-tuning), repeated
+augmentation (num_sample 2).
 """
 import os
 import runpy
@@ -154,7 +155,8 @@ def finetune(arg, *, dataset: str):
   _adamw(config, lr=base_lr * batch / 256, end_lr=1e-6, b2=0.999,
          warmup_steps=5 * steps_per_epoch, num_steps=epochs * steps_per_epoch)
   clips, crops = TEST_VIEWS[dataset]
-  config.dataset.update(eval_clips=clips, eval_crops=crops)
+  config.dataset.update(eval_clips=clips, eval_crops=crops, train_crop='random_resized',
+                        eval_short_side=224)
   config.train.update(batch_size=batch, eval_batch_size=batch, log_every_steps=100,
                       eval_every_steps=5 * steps_per_epoch)
   config.checkpoint.every_steps = 2000
