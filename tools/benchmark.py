@@ -58,7 +58,8 @@ _PRETRAIN_STEPS = flags.DEFINE_integer('pretrain_steps', None, 'videomae_pretrai
                                        'pre-training steps (default: the tiny preset\'s).')
 _FINETUNE_STEPS = flags.DEFINE_integer('finetune_steps', None, 'videomae_pretraining: '
                                        'fine-tuning steps of each arm (default: the preset\'s).')
-_SEEDS = flags.DEFINE_list('seeds', ['0', '1'], 'videomae_pretraining: fine-tuning seeds.')
+_SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2', '3'],
+                           'videomae_pretraining: fine-tuning seeds.')
 _FINETUNE_SPLIT = flags.DEFINE_string(
     'finetune_split', None, "videomae_pretraining: the train split of both fine-tuning arms, e.g. "
     "'train[:10%]' (the low-label setting; results go to videomae_pretraining_train_10.*); "
