@@ -1,6 +1,6 @@
 r"""Default job: a tiny ViViT (Model 1) on the built-in `synthetic_motion` dataset.
 
-Run (CPU, 2 cores: dataset build ~10 s, 600 steps in ~3.5 min at ~200 clips/s):
+Run (CPU, 2 cores: dataset build ~10 s, 600 steps in ~2.5 min at ~270 clips/s):
 
   python -m vivit_jax.main --config configs/default.py --workdir runs/default
 
