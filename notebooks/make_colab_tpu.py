@@ -18,7 +18,7 @@ Train a tiny ViViT on the built-in `synthetic_motion` dataset, evaluate it (mult
 matrix, per-class accuracy), pre-train a tiny VideoMAE and look at its reconstructions, then
 classify one video file. Runtime > Change runtime type > **TPU** (a GPU or the CPU runtime work
 too: the same code runs on whatever devices JAX finds; on a 2-core CPU the classifier alone
-takes ~3.5 minutes)."""),
+takes ~2.5 minutes)."""),
     ('code', 'parameters', """\
 # Parameters (papermill-style cell tagged 'parameters'; tests/test_notebook.py overrides them).
 RUN_INSTALL = True  # Clone and pip-install vivit_jax and JAX for TPU (False: already installed).
