@@ -127,13 +127,7 @@ def clip_from_frames(frames, dataset_config):
   import tensorflow as tf
   import tensorflow_datasets as tfds
   from vivit_jax.data import pipeline
-  frames = tf.convert_to_tensor(frames)
-  size = dataset_config.crop_size
-  height, width = frames.shape[1:3]
-  scale = size / min(height, width)
-  resized = (max(size, round(height * scale)), max(size, round(width * scale)))
-  frames = tf.cast(tf.round(tf.clip_by_value(
-      tf.image.resize(frames, resized, antialias=True), 0, 255)), tf.uint8)
+  frames = pipeline._resize_short_side(tf.convert_to_tensor(frames), dataset_config.crop_size)
   feature = tfds.features.Tensor(shape=tuple(frames.shape), dtype=tf.uint8)  # Decodes as is.
   view = pipeline._view({'video': frames, 'label': 0}, tf.constant([0.5, 0.5, 0.5]),
                         tf.constant(False), feature=feature, dataset_config=dataset_config,
