@@ -14,14 +14,12 @@ fields (depth, base_width, zero_init_residual, dropout_rate, dtypes) are ResNet2
 them can tell a clip from the same frames shuffled except late fusion by concatenation and early
 fusion, which see frame order but only through one layer.
 """
-import dataclasses
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vivit_jax.models import resnet
+from vivit_jax.models import frame_resnet, resnet
 from vivit_jax.models.layers import check_positive_int, check_video, partitioned
 
 FUSIONS = ('concat', 'pool')
@@ -40,20 +38,15 @@ def average_probabilities(logits: jax.Array, weights) -> jax.Array:
   return jax.nn.logsumexp(jax.nn.log_softmax(logits.astype(jnp.float32)), axis=1, b=weights)
 
 
-class FrameResNet(resnet._ResNet):  # pylint: disable=protected-access
-  """ResNet2D's fields (num_classes >= 1 here) for models made of 2D ResNets on frames."""
+class FrameResNet(frame_resnet.FrameResNet):
+  """frame_resnet.FrameResNet with num_classes >= 1: the models that fuse class scores or head a
+  fused feature (this file and two_stream.py)."""
 
   def __post_init__(self):
     check_positive_int('num_classes', self.num_classes,
                        f'for {type(self).__name__}: it fuses class scores or heads a fused '
                        f'feature')
     super().__post_init__()
-
-  def resnet2d(self, num_classes: int, name: str) -> resnet.ResNet2D:
-    """A ResNet2D submodule `name` with this model's ResNet fields and `num_classes`."""
-    fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(resnet._ResNet)  # pylint: disable=protected-access
-              if f.init and f.name not in ('parent', 'name')}
-    return resnet.ResNet2D(**dict(fields, num_classes=num_classes), name=name)
 
 
 class SingleFrame(FrameResNet):

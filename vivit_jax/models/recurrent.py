@@ -1,9 +1,10 @@
 """Recurrent video models: `CNNLSTM` ('cnn_lstm') and the GRU-RCN `ConvGRU` ('conv_gru').
 
-Both run a 2D ResNet on every frame (resnet.py's stem and stages, the T frames of each clip folded
-into the batch, so the trunk has ResNet2D's parameter paths stem_conv, stem_bn, stage_{1..4} and
-its BatchNorm statistics are taken over all B * T frames), then a recurrent net over time lifted
-with `nn.scan` (one set of weights for every step, zero initial state):
+Both run a 2D ResNet on every frame (frame_resnet.FrameResNet.frame_maps: resnet.py's stem and
+stages, the T frames of each clip folded into the batch, so the trunk has ResNet2D's parameter
+paths stem_conv, stem_bn, stage_{1..4} and its BatchNorm statistics are taken over all B * T
+frames), then a recurrent net over time lifted with `nn.scan` (one set of weights for every step,
+zero initial state):
 
   CNNLSTM  per-frame pooled features (B, T, D) -> dropout -> `num_lstm_layers` stacked LSTMs
            (lstm_{l}, flax's OptimizedLSTMCell: gates i, f, g, o as torch.nn.LSTM with one bias
@@ -28,8 +29,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vivit_jax.models import resnet
-from vivit_jax.models.layers import Dtype, check_positive_int, check_video, partitioned
+from vivit_jax.models import frame_resnet, resnet
+from vivit_jax.models.layers import Dtype, check_positive_int, partitioned
 
 READOUTS = ('last', 'mean')
 # Flax's recurrent-cell defaults (LeCun normal inputs, orthogonal recurrence), with logical names.
@@ -92,25 +93,7 @@ class ConvGRUCell(nn.Module):
     return h, h
 
 
-class _FrameResNet(resnet._ResNet):  # pylint: disable=protected-access
-  """A 2D ResNet trunk applied to every frame (the fields of resnet._ResNet)."""
-
-  def frame_maps(self, video: jax.Array, train: bool,
-                 num_stages: int = resnet.NUM_STAGES) -> list[jax.Array]:
-    """video (B, T, H, W, C) -> the outputs of stages 1..num_stages per frame,
-    (B, T, H_s, W_s, C_s) with H_s = H / 2^(s + 1) (rounded up) and C_s = base_width 2^(s - 1)
-    (x 4 for bottlenecks)."""
-    check_video(video, type(self).__name__)
-    b, t = video.shape[:2]
-    x = self._stem(video.reshape((b * t,) + video.shape[2:]), train, None)
-    maps = []
-    for s, n in enumerate(self.stage_sizes[:num_stages]):
-      x = self._stage(x, train, s, (None,) * n)
-      maps.append(x.reshape((b, t) + x.shape[1:]))
-    return maps
-
-
-class CNNLSTM(_FrameResNet):
+class CNNLSTM(frame_resnet.FrameResNet):
   """CNN + LSTM (LRCN, Donahue et al. 2015; Ng et al. 2015): video (B, T, H, W, C) float32 ->
   logits (B, num_classes) float32, or (B, T, num_classes) with `per_frame=True` (module
   docstring). num_classes == 0 gives the LSTM's hidden states instead: (B, lstm_width), or
@@ -164,7 +147,7 @@ class GRURCNLevel(nn.Module):
                                   train, dtype=self.dtype, param_dtype=self.param_dtype)
 
 
-class ConvGRU(_FrameResNet):
+class ConvGRU(frame_resnet.FrameResNet):
   """GRU-RCN (module docstring): video (B, T, H, W, C) float32 -> logits (B, num_classes) float32,
   the mean of the logits of the `levels` (level_{s}: a ConvGRU of hidden_widths[i] channels on
   stage s's maps). num_classes == 0 gives the levels' pooled h_T concatenated, (B, sum widths).
