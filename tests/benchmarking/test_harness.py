@@ -97,12 +97,65 @@ def test_largest_batch_doubles_then_bisects():
     tried.append(b)
     return b <= 37
 
-  assert ours.largest_batch(fits_at) == 37
+  assert ours.largest_batch(fits_at) == (37, 38)
   assert tried == [1, 2, 4, 8, 16, 32, 64, 48, 40, 36, 38, 37]
-  assert ours.largest_batch(lambda b: False) == 0
-  assert ours.largest_batch(lambda b: True, limit=64) == 64
+  assert ours.largest_batch(lambda b: False) == (0, 1)
+  assert ours.largest_batch(lambda b: True, limit=64) == (64, None)
   assert ours.is_oom(RuntimeError('RESOURCE_EXHAUSTED: Out of memory while trying to allocate'))
   assert not ours.is_oom(ValueError('bad shape'))
+
+
+@pytest.mark.parametrize('start, expected_tries', [(35, [35, 38, 36, 37]), (40, [40, 37, 38])])
+def test_largest_batch_from_a_prediction_steps_by_the_growth(start, expected_tries):
+  tried = []
+
+  def fits_at(b):
+    tried.append(b)
+    return b <= 37
+
+  assert ours.largest_batch(fits_at, start=start, growth=1.0625) == (37, 38)
+  assert tried == expected_tries
+  tried.clear()  # Within 10%: 35 runs, 38 does not, no bisection.
+  assert ours.largest_batch(fits_at, start=35, growth=1.0625, tolerance=0.1) == (35, 38)
+  assert tried == [35, 38]
+
+
+def test_memory_at_two_batches_predicts_the_largest_batch():
+  linear = lambda b: 1000 + 300 * b  # noqa: E731
+  assert ours.predict_largest_batch(linear, linear(37) + 299) == dict(
+      predicted=37, fixed_bytes=1000, per_clip_bytes=300)
+  config = _small('vivit1')
+  assert 0 < ours.compiled_bytes(config, 2) < ours.compiled_bytes(config, 16)
+  assert ours.device_capacity() is None  # CPU: no limit, so a search doubles from 1.
+
+
+def test_max_batch_search_starts_at_the_prediction(monkeypatch):
+  tried = []
+  monkeypatch.setattr(ours, 'compiled_bytes', lambda config, b: 1000 + 300 * b)
+  monkeypatch.setattr(ours, 'fits', lambda config, b: tried.append(b) or b <= 36)
+  found = harness.max_batch('vivit1', 'tiny', 'none', capacity=1000 + 300 * 38, tolerance=0.1)
+  assert found == dict(model='vivit1', remat='none', batch=36, fails_at=38,
+                       capacity_bytes=1000 + 300 * 38, predicted=38, fixed_bytes=1000,
+                       per_clip_bytes=300)
+  assert tried == [38, 34, 36]
+  assert 'vivit1 remat=none: 36 (38 does not fit; compiled memory predicted 38)' == \
+      report._max_batch(found)  # pylint: disable=protected-access
+
+
+def test_a_failing_model_gets_an_error_row_and_the_run_goes_on(monkeypatch):
+  def row(name, *args, **kwargs):
+    if name == 'c3d':
+      raise RuntimeError('cudnn says no')
+    return dict(model=name, measured=True)
+
+  monkeypatch.setattr(harness, 'row', row)
+  updates = []
+  record = harness.run(['c3d', 'i3d'], 'tiny', steps=1,
+                       on_update=lambda r: updates.append(len(r['rows'])))
+  assert record['rows'] == [dict(model='c3d', error='RuntimeError: cudnn says no'),
+                            dict(model='i3d', measured=True)]
+  assert updates == [1, 2]
+  assert 'failed: RuntimeError: cudnn says no' in report.table(dict(record, rows=record['rows'][:1]))
 
 
 def test_remat_arm_needs_the_config_field():

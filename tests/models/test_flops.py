@@ -102,3 +102,12 @@ def test_resnet_layer_count_matches_torchvision(depth, giga_macs):
   model table)."""
   model = ml_collections.ConfigDict(dict(name='resnet2d', num_classes=1000, depth=depth))
   assert flops.layer_flops(model, (1, 224, 224)) / 2 == pytest.approx(giga_macs * 1e9, rel=5e-3)
+
+
+@pytest.mark.parametrize('options', [dict(scan_layers=True), dict(remat='full'),
+                                     dict(scan_layers=True, remat='dots')])
+def test_xla_count_sees_every_layer_of_scanned_and_rematted_encoders(options):
+  """XLA counts a scan's body once; counting_config unrolls it (and drops remat recomputation),
+  so the speed options do not change the count."""
+  assert flops.xla_flops(_vivit(**options), CLIP) == flops.xla_flops(_vivit(), CLIP)
+  assert flops.counting_config(_vivit(**options)).scan_layers is False

@@ -163,3 +163,10 @@ def summary(info: dict, batch_size: int, times: list[float]) -> dict:
               clips_per_s=batch_size / step_s,
               peak_device_bytes=int(torch.cuda.max_memory_allocated())
               if torch.cuda.is_available() else None)
+
+
+def release_memory():
+  """Hands the GPU memory torch caches back (so our next compile or batch search can have it)."""
+  import torch  # pylint: disable=import-outside-toplevel
+  if torch.cuda.is_available():
+    torch.cuda.empty_cache()

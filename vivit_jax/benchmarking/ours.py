@@ -3,6 +3,7 @@ config on one device, timed, with its XLA FLOPs and memory; the device's matmul 
 batch that fits."""
 import dataclasses
 import gc
+import math
 import statistics
 import time
 
@@ -24,7 +25,7 @@ class Compiled:
   state: object
   batch: dict
   compile_s: float  # Lowering + compilation.
-  train_flops: float  # XLA cost analysis of one step (forward + backward + update), whole batch.
+  train_flops: float  # model_train_flops: one step (forward + backward + update), whole batch.
   memory: object  # compiled.memory_analysis() (None where the backend gives none).
 
 
@@ -47,30 +48,45 @@ def random_batch(config, batch_size: int, seed: int = 0) -> dict:
   return batch
 
 
-def compile_train_step(config, batch_size: int, device=None) -> Compiled:
-  """`make_train_step` of `config` on a one-`device` mesh (default: the first), lowered and
-  compiled for batches of `batch_size`; the state initialised on that device."""
+def _train_step(config, batch_size: int, device=None):
+  """(jitted `make_train_step` of `config` on a one-`device` mesh (default: the first), the
+  abstract state, a function making the state on that device, one random batch of `batch_size`
+  on that device)."""
   mesh = sharding.make_mesh(config.mesh, devices=[device or jax.devices()[0]])
   rules = tuple(tuple(r) for r in config.sharding_rules)
   model = models.build(config.model)
   tx, schedule = optim.make_optimizer(config.optimizer, config.train.num_steps)
   host_batch = random_batch(config, batch_size)
   video_shape = host_batch['video'].shape
-  _, shardings, make_state = state_lib.plan_train_state(
+  abstract, shardings, make_state = state_lib.plan_train_state(
       model, tx, video_shape, mesh=mesh, rules=rules, seed=config.seed,
       extra_input_shapes=models.extra_input_shapes(model, video_shape))
   batch_sharding = sharding.batch_sharding(mesh, rules)
   train_step = step.make_train_step(model, tasks.build_task(config), tx, schedule, mesh=mesh,
                                     rules=rules, state_shardings=shardings,
                                     batch_sharding=batch_sharding, seed=config.seed)
+  return train_step, abstract, make_state, sharding.put_batch(host_batch, batch_sharding)
+
+
+def model_train_flops(config, batch_size: int, device=None) -> float:
+  """XLA's cost analysis of one train step at `batch_size` of `flops.counting_config` (every
+  layer and attention product counted once, no remat recomputation): the FLOPs of MFU."""
+  counting = config.copy_and_resolve_references()
+  counting.model = flops.counting_config(config.model)
+  train_step, abstract, _, batch = _train_step(counting, batch_size, device)
+  return float(train_step.lower(abstract, batch).cost_analysis()['flops'])
+
+
+def compile_train_step(config, batch_size: int, device=None) -> Compiled:
+  """`make_train_step` of `config` on a one-`device` mesh (default: the first), lowered and
+  compiled for batches of `batch_size`; the state initialised on that device."""
+  train_step, _, make_state, batch = _train_step(config, batch_size, device)
   state = make_state()
-  batch = sharding.put_batch(host_batch, batch_sharding)
   start = time.perf_counter()
-  lowered = train_step.lower(state, batch)
-  compiled = lowered.compile()
+  compiled = train_step.lower(state, batch).compile()
   compile_s = time.perf_counter() - start
-  return Compiled(compiled, state, batch, compile_s, float(lowered.cost_analysis()['flops']),
-                  compiled.memory_analysis())
+  return Compiled(compiled, state, batch, compile_s,
+                  model_train_flops(config, batch_size, device), compiled.memory_analysis())
 
 
 def run_step(compiled: Compiled):
@@ -155,19 +171,54 @@ def fits(config, batch_size: int) -> bool:
     gc.collect()
 
 
-def largest_batch(fits_at, limit: int = 4096) -> int:
-  """The largest batch b <= `limit` with `fits_at(b)`, by doubling from 1 then bisection (0 if
-  not even 1 fits); assumes that what fits at b fits below b."""
+def compiled_bytes(config, batch_size: int, device=None) -> int | None:
+  """memory_bytes of the train step of `config` compiled (not run) for `batch_size`."""
+  train_step, abstract, _, batch = _train_step(config, batch_size, device)
+  return memory_bytes(train_step.lower(abstract, batch).compile().memory_analysis())
+
+
+def device_capacity(device=None) -> int | None:
+  """The bytes the device lets JAX allocate (`memory_stats()['bytes_limit']`), None on CPU."""
+  stats = (device or jax.devices()[0]).memory_stats()
+  return int(stats['bytes_limit']) if stats and 'bytes_limit' in stats else None
+
+
+def predict_largest_batch(bytes_at, capacity: int, batches=(2, 4)) -> dict:
+  """The largest batch whose compiled bytes fit in `capacity`, from `bytes_at(b)` at two
+  `batches` taken as linear in the batch (fixed bytes: state and program; per-clip bytes:
+  activations): {'predicted', 'fixed_bytes', 'per_clip_bytes'}."""
+  (b0, b1), (m0, m1) = batches, [bytes_at(b) for b in batches]
+  per_clip = max((m1 - m0) / (b1 - b0), 1.0)
+  fixed = m0 - per_clip * b0
+  return dict(predicted=max(0, int((capacity - fixed) // per_clip)), fixed_bytes=int(fixed),
+              per_clip_bytes=int(per_clip))
+
+
+def largest_batch(fits_at, limit: int = 4096, start: int = 1, growth: float = 2.0,
+                  tolerance: float = 0.0) -> tuple[int, int | None]:
+  """(good, bad): good the largest batch <= `limit` found with `fits_at(good)` (0 if not even
+  1 fits), bad the smallest tried that does not fit (None if none). From `start`, multiplies by
+  `growth` while batches fit (divides while they do not), then bisects until bad - good <=
+  max(1, tolerance * good); assumes that what fits at b fits below b."""
   good, bad = 0, None
-  b = 1
-  while b <= limit:
-    if not fits_at(b):
+  b = min(max(start, 1), limit)
+  if fits_at(b):
+    good = b
+    while good < limit:
+      b = min(limit, max(good + 1, math.ceil(good * growth)))
+      if not fits_at(b):
+        bad = b
+        break
+      good = b
+  else:
+    bad = b
+    while bad > 1:
+      b = min(bad - 1, max(1, math.floor(bad / growth)))
+      if fits_at(b):
+        good = b
+        break
       bad = b
-      break
-    good, b = b, 2 * b
-  if bad is None:
-    return good
-  while bad - good > 1:
+  while bad is not None and bad - good > max(1, tolerance * good):
     middle = (good + bad) // 2
     good, bad = (middle, bad) if fits_at(middle) else (good, middle)
-  return good
+  return good, bad

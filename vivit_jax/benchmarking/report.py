@@ -68,6 +68,10 @@ def table(record: dict) -> str:
           'step ms | clips/s | MFU | memory | HF clips/s | ratio |',
           '|---|---|---|---|---|---|---|---|---|---|---|---|']
   for r in record['rows']:
+    if 'error' in r:
+      rows.append(f"| {r['model']} | {record['size']} | failed: {_cell(r['error'])} |" +
+                  ' |' * 9)
+      continue
     hf = r.get('hf') or {}
     rows.append(
         f"| {r['model']} | {record['size']} | {r['clip']} x {r['batch']} | "
@@ -76,12 +80,42 @@ def table(record: dict) -> str:
         f"{_number(100 * r['mfu'])}% | {_gib(r['compiled_memory_bytes'])} | "
         f"{_number(hf.get('clips_per_s'))} | {_number(r.get('ratio'), 2)} |")
   extra = [f"- {note}" for note in record['notes']]
-  max_batch = record.get('max_batch')
-  if max_batch:
-    extra.append('- Largest batch that fits on one device: ' + ', '.join(
-        f"{m['model']} remat={m['remat']}: {m['batch']}" for m in max_batch) + '.')
+  if record.get('max_batch'):
+    extra.append('- Largest batch that fits on one device: ' + '; '.join(
+        _max_batch(m) for m in record['max_batch']) + '.')
+  profiles = [_profile(r) for r in record['rows'] if r.get('profile')]
   return '\n'.join([
       f"## {record['device']}, {record['date']} ({record['size']} sizes)", '',
       f"Matmul rate measured in the run: {record['matmul_tflops']:.3f} TFLOP/s "
       f"({record['matmul_dtype']}, {record['matmul_size']}^2). {record['software']}.", '',
-      *rows, '', *extra, '', f"Regenerate: `{record['command']}`.", ''])
+      *rows, '', *extra, '',
+      *(['Where our step\'s device time goes (share of the traced device time; kinds, then the '
+         'top ops and the layers they belong to):', '', *profiles, ''] if profiles else []),
+      f"Regenerate: `{record['command']}`.", ''])
+
+
+def _cell(text: str) -> str:
+  return ' '.join(text.split())[:200].replace('|', '/')
+
+
+def _max_batch(m: dict) -> str:
+  """'vivit1 remat=none: 40 (48 does not fit; memory analysis predicted 42)'."""
+  text = f"{m['model']} remat={m['remat']}: {m['batch']}"
+  details = [f"{m['fails_at']} does not fit"] if m.get('fails_at') else []
+  if m.get('predicted') is not None:
+    details.append(f"compiled memory predicted {m['predicted']}")
+  return text + (f" ({'; '.join(details)})" if details else '')
+
+
+def _shares(rows: list, limit: int) -> str:
+  return ', '.join(f"{r['name']} {100 * r['share']:.0f}%" for r in rows[:limit])
+
+
+def _profile(r: dict) -> str:
+  """One bullet: device ms per step, kinds, phases, the top 3 ops."""
+  p = r['profile']
+  top = '; '.join(f"{o['name']} ({o['kind']}, {o['layer']}) {100 * o['share']:.0f}%"
+                  for o in p['top_ops'][:3])
+  return (f"- {r['model']}: {p['device_ms_per_step']:,.1f} device ms/step of "
+          f"{r['step_ms']:,.1f}. Kinds: {_shares(p['by_kind'], 5)}. Phases: "
+          f"{_shares(p['by_phase'], 4)}. Top ops: {top}.")
