@@ -87,3 +87,56 @@ def trained_workdir(data_dir: str, workdir: str, num_steps: int = 2):
   config.train.update(num_steps=num_steps, log_every_steps=num_steps)
   loop.run(config, workdir)
   return config
+
+
+RNG_STREAMS = ('dropout', 'drop_path', 'masking')
+
+
+def fixed_rngs() -> dict:
+  """Keys 1, 2, 3 for RNG_STREAMS."""
+  import jax
+  return {name: jax.random.key(i + 1) for i, name in enumerate(RNG_STREAMS)}
+
+
+def loss_and_grads(model, params, x, loss=None):
+  """Jitted (loss, d loss / d params) of loss(model.apply({'params': params}, x, train=True))
+  with fixed_rngs; loss defaults to the sum of the squared output."""
+  import jax
+  import jax.numpy as jnp
+  loss = loss or (lambda out: jnp.sum(out ** 2))
+  return jax.jit(jax.value_and_grad(lambda p: loss(model.apply(
+      {'params': p}, x, train=True, rngs=fixed_rngs()))))(params)
+
+
+def assert_remat_keeps_loss_and_gradients(build, params, x, loss=None):
+  """build(remat='full') and build(remat='dots') give build()'s training loss and gradients
+  (loss_and_grads, same rngs) within 1e-6; `build(**fields)` makes the module."""
+  import jax
+  expected = loss_and_grads(build(), params, x, loss)
+  for remat in ('full', 'dots'):
+    jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-6, atol=1e-6),
+                 loss_and_grads(build(remat=remat), params, x, loss), expected)
+
+
+def assert_scan_equals_unrolled(build, params, x, output=None, atol: float = 1e-5):
+  """build(scan_layers=True) takes scan.stack(params) (the tree its init makes) and gives
+  build()'s evaluation output (`output(out)`, default all of it) within atol, with fixed_rngs.
+  Returns the stacked params."""
+  import flax.linen as nn
+  import jax
+
+  from vivit_jax.models import scan
+  scanned = build(scan_layers=True)
+  stacked = scan.stack(jax.device_get(params))
+  abstract = jax.eval_shape(lambda: scanned.init(dict(fixed_rngs(), params=jax.random.key(0)), x,
+                                                 train=False))
+  assert jax.tree.structure(stacked) == jax.tree.structure(nn.unbox(abstract)['params'])
+  output = output or (lambda out: out)
+
+  @functools.partial(jax.jit, static_argnums=0)
+  def run(model, p):
+    return output(model.apply({'params': p}, x, train=False, rngs=fixed_rngs()))
+
+  jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-5, atol=atol),
+               run(scanned, stacked), run(build(), params))
+  return stacked

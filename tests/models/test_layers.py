@@ -1,4 +1,5 @@
 """Shared blocks against float64 numpy references: attention, MLP, DropPath, Encoder."""
+import functools
 import math
 
 import flax.linen as nn
@@ -7,7 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vivit_jax.models import layers, scan
+from tests.helpers import (assert_remat_keeps_loss_and_gradients, assert_scan_equals_unrolled,
+                           loss_and_grads)
+from vivit_jax.models import layers
 
 
 def random_variables(module: nn.Module, *args, seed: int, scale: float = 0.3, **kwargs):
@@ -150,22 +153,11 @@ def _encoder(**fields):
                         dtype=jnp.float32, param_dtype=jnp.float32, **fields)
 
 
-def _loss_and_grads(encoder, params, x):
-  rngs = {'dropout': jax.random.key(1), 'drop_path': jax.random.key(2)}
-  return jax.jit(jax.value_and_grad(lambda p: jnp.sum(
-      encoder.apply({'params': p}, x, train=True, rngs=rngs) ** 2)))(params)
-
-
 def test_remat_keeps_loss_and_gradients_and_changes_the_program():
   x = jnp.asarray(np.random.default_rng(0).normal(size=(4, 6, 16)), jnp.float32)
   params = nn.unbox(_encoder().init(jax.random.key(0), x, train=False))['params']
-  loss, grads = _loss_and_grads(_encoder(), params, x)
+  assert_remat_keeps_loss_and_gradients(_encoder, params, x)
   barriers = {}
-  for remat in ('full', 'dots'):
-    loss_r, grads_r = _loss_and_grads(_encoder(remat=remat), params, x)
-    np.testing.assert_allclose(loss_r, loss, rtol=1e-6)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6),
-                 grads_r, grads)
   for remat in ('none', 'full'):
     encoder = _encoder(remat=remat)
     hlo = jax.jit(jax.grad(lambda p: jnp.sum(encoder.apply({'params': p}, x, train=False)))
@@ -177,13 +169,9 @@ def test_remat_keeps_loss_and_gradients_and_changes_the_program():
 def test_scanned_encoder_equals_unrolled():
   x = jnp.asarray(np.random.default_rng(0).normal(size=(4, 6, 16)), jnp.float32)
   params = nn.unbox(_encoder().init(jax.random.key(0), x, train=False))['params']
-  stacked = scan.stack(jax.device_get(params))
+  build = functools.partial(_encoder, remat='dots')
+  stacked = assert_scan_equals_unrolled(build, params, x)
   assert stacked['blocks']['mlp']['fc1']['kernel'].shape == (3, 16, 32)
-  scanned = _encoder(scan_layers=True, remat='dots')
-  assert jax.tree.structure(stacked) == jax.tree.structure(
-      nn.unbox(scanned.init(jax.random.key(0), x, train=False))['params'])
-  np.testing.assert_allclose(scanned.apply({'params': stacked}, x, train=False),
-                             _encoder().apply({'params': params}, x, train=False), atol=1e-5)
   # Training: same stochastic-depth rates per layer (the drop pattern itself may differ).
-  loss, _ = _loss_and_grads(scanned, stacked, x)
+  loss, _ = loss_and_grads(build(scan_layers=True), stacked, x)
   assert np.isfinite(loss)

@@ -1,4 +1,7 @@
-"""TimeSformer: registry build, shapes, sharding names, and the image-ViT limit on static video."""
+"""TimeSformer: registry build, shapes, sharding names, the image-ViT limit on static video, remat
+and scan_layers."""
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -7,7 +10,8 @@ import numpy as np
 import pytest
 from jax.sharding import AxisType, PartitionSpec
 
-from tests.helpers import load_config, tiny_config
+from tests.helpers import (assert_remat_keeps_loss_and_gradients, assert_scan_equals_unrolled,
+                           load_config, tiny_config)
 from tests.models.test_layers import random_variables
 from vivit_jax import models
 
@@ -126,6 +130,24 @@ def test_train_mode_uses_rng_streams():
                                                'drop_path': jax.random.key(seed + 1)}))
   assert np.abs(run(0) - run(2)).max() > 1e-3
   np.testing.assert_array_equal(run(0), run(0))
+
+
+def _model(**overrides):
+  return models.build(_config(**overrides))
+
+
+def test_remat_keeps_loss_and_gradients():
+  build = functools.partial(_model, stochastic_depth=0.2)
+  video = _video()
+  params = random_variables(build(), video, train=False, seed=0)['params']
+  assert_remat_keeps_loss_and_gradients(build, params, video)
+
+
+def test_scanned_layers_equal_unrolled():
+  video = _video()
+  params = random_variables(_model(), video, train=False, seed=0)['params']
+  stacked = assert_scan_equals_unrolled(_model, params, video)
+  assert stacked['encoder']['blocks']['temporal_dense']['kernel'].shape == (2, WIDTH, WIDTH)
 
 
 def test_bad_config_and_input_raise():

@@ -1,4 +1,5 @@
-"""VideoMAE: masks, decoder masking, targets, learning, encoder sharing, config errors."""
+"""VideoMAE: masks, decoder masking, targets, learning, encoder sharing, remat and
+scan_layers, config errors."""
 import functools
 
 import flax.linen as nn
@@ -9,6 +10,7 @@ import numpy as np
 import optax
 import pytest
 
+from tests.helpers import assert_remat_keeps_loss_and_gradients, assert_scan_equals_unrolled
 from vivit_jax import models
 from vivit_jax.models import masking, videomae
 
@@ -259,6 +261,33 @@ def test_classifier_features_dropout_and_partitioning():
   out = jax.jit(lambda v: pretrain.apply(v, video, train=False, rngs={
       'masking': jax.random.key(0)}))(_init(pretrain, video))
   assert out['loss'].dtype == out['pred'].dtype == jnp.float32 and np.isfinite(out['loss'])
+
+
+def _two_layers(pretrain: bool):
+  """(build(**fields), loss, output) for the 2-layer classifier or pre-training model (2-layer
+  decoder), with drop path on; loss and output pick the numbers to compare."""
+  fields = dict(num_layers=2, stochastic_depth=0.2)
+  if pretrain:
+    return (functools.partial(_pretrain, decoder_num_layers=2, **fields), lambda out: out['loss'],
+            lambda out: (out['pred'], out['pred_index']))
+  return functools.partial(_classifier, **fields), None, None
+
+
+@pytest.mark.parametrize('pretrain', [False, True])
+def test_remat_keeps_loss_and_gradients(pretrain):
+  build, loss, _ = _two_layers(pretrain)
+  video = _video()
+  assert_remat_keeps_loss_and_gradients(build, _init(build(), video)['params'], video, loss)
+
+
+@pytest.mark.parametrize('pretrain', [False, True])
+def test_scanned_layers_equal_unrolled(pretrain):
+  """Encoder (and decoder) blocks stacked by scan.stack: same outputs."""
+  build, _, output = _two_layers(pretrain)
+  video = _video()
+  stacked = assert_scan_equals_unrolled(build, _init(build(), video)['params'], video, output)
+  for name in ('encoder', 'decoder') if pretrain else ('encoder',):
+    assert stacked[name]['blocks']['mlp']['fc1']['kernel'].shape[0] == 2
 
 
 @pytest.mark.parametrize('overrides, message', [
