@@ -5,7 +5,7 @@ r"""Benchmarks whose results are committed under benchmarks/ (NAME.json + NAME.m
   python tools/benchmark.py data [--src DIR] [--batches N]
   python tools/benchmark.py models [--models vivit1,...] [--size tiny|real] [--steps N] [--batch B]
       [--profile_steps N] [--find_max_batch [--max_batch_models vivit1] [--remat_arms none,full]
-      [--max_batch_tolerance 0.1]]
+      [--max_batch_tolerance 0.1]] [--tag NAME]
 
 models: how fast is our train step? For each preset of vivit_jax/benchmarking/presets.py (ViViT
   Models 1-4, VideoMAE pre-training and fine-tuning, TimeSformer, I3D, SlowFast, C3D) on one
@@ -113,6 +113,8 @@ _MAX_BATCH_TOLERANCE = flags.DEFINE_float(
     'max_batch_tolerance', 0.0, 'models --find_max_batch: stop the search once the batch that '
     'fails is within this fraction of the one that runs (0: exact). On a GPU the search starts '
     'at the batch the compiled memory predicts.')
+_TAG = flags.DEFINE_string('tag', '', 'models: a name for this part of the day\'s runs: writes '
+                           'benchmarks/<device>-<date>-<tag>.json.')
 _PROFILE_STEPS = flags.DEFINE_integer('profile_steps', 0, 'models: also trace this many of our '
                                       'train steps and report where the device time goes.')
 
@@ -363,7 +365,7 @@ def speed_models(workdir: str, out: str) -> dict:
                        profile_steps=_PROFILE_STEPS.value, max_batch_models=max_batch_models,
                        remat_arms=_REMAT_ARMS.value,
                        max_batch_tolerance=_MAX_BATCH_TOLERANCE.value,
-                       on_update=lambda r: report.write(r, out))
+                       on_update=lambda r: report.write(r, out), tag=_TAG.value)
   failed = [r for r in record['rows'] if 'error' in r]
   if failed:  # The record (with the errors) is written; the run still fails.
     print(write_results('models', record, out))

@@ -83,11 +83,12 @@ def max_batch(name: str, size: str, arm: str, capacity: int | None,
 
 def run(names, size: str, steps: int, batch_size: int | None = None, with_hf: bool = True,
         profile_steps: int = 0, max_batch_models=(), remat_arms=REMAT_ARMS,
-        max_batch_tolerance: float = 0.0, on_update=None) -> dict:
+        max_batch_tolerance: float = 0.0, on_update=None, tag: str = '') -> dict:
   """The record of one benchmark run (see report.write): a row per model of `names` (a model
   whose measurement raises gets a row with its 'error' and the run goes on), then the largest
   batch of each of `max_batch_models` per remat arm. `on_update(record)` is called after each
-  row and search, so an interrupted run keeps what it measured."""
+  row and search, so an interrupted run keeps what it measured; `tag` names a part of a day's
+  runs (report.stem)."""
   import torch  # pylint: disable=import-outside-toplevel
   import transformers  # pylint: disable=import-outside-toplevel
   names = presets.check_names(names)
@@ -98,8 +99,9 @@ def run(names, size: str, steps: int, batch_size: int | None = None, with_hf: bo
   matmul_rate = ours.matmul_flops_per_s(dtype, matmul_size)
   batch_size = batch_size or DEFAULT_BATCH[size]
   record = dict(benchmark='models', device=report.device_name(device), date=report.today(),
-                size=size, matmul_tflops=matmul_rate / 1e12, matmul_dtype=jnp.dtype(dtype).name,
-                matmul_size=matmul_size, rows=[], notes=_notes(device.platform == 'cpu'),
+                tag=tag, size=size, matmul_tflops=matmul_rate / 1e12,
+                matmul_dtype=jnp.dtype(dtype).name, matmul_size=matmul_size, rows=[],
+                notes=_notes(device.platform == 'cpu'),
                 software=f'jax {jax.__version__}, torch {torch.__version__}, transformers '
                          f'{transformers.__version__}',
                 command='python tools/benchmark.py ' + shlex.join(sys.argv[1:]))

@@ -39,12 +39,18 @@ def today() -> str:
   return datetime.date.today().isoformat()
 
 
+def stem(record: dict) -> str:
+  """'<device>-<date>', then '-<tag>' where the run has one (runs of a day in parts)."""
+  return '-'.join([record['device'], record['date']] + ([record['tag']] if record.get('tag')
+                                                        else []))
+
+
 def write(record: dict, out: str) -> str:
-  """Writes OUT/<device>-<date>.json and regenerates OUT/README.md; returns this run's table."""
-  with open(os.path.join(out, f"{record['device']}-{record['date']}.json"), 'w') as f:
+  """Writes OUT/<stem>.json and regenerates OUT/README.md; returns this run's table."""
+  with open(os.path.join(out, f'{stem(record)}.json'), 'w') as f:
     json.dump(record, f, indent=1)
   records = []
-  for path in sorted(glob.glob(os.path.join(out, '*-????-??-??.json'))):
+  for path in sorted(glob.glob(os.path.join(out, '*-????-??-??*.json'))):
     with open(path) as f:
       loaded = json.load(f)
     if loaded.get('benchmark') == 'models':
@@ -85,12 +91,14 @@ def table(record: dict) -> str:
         _max_batch(m) for m in record['max_batch']) + '.')
   profiles = [_profile(r) for r in record['rows'] if r.get('profile')]
   return '\n'.join([
-      f"## {record['device']}, {record['date']} ({record['size']} sizes)", '',
+      f"## {record['device']}, {record['date']} ({record['size']} sizes"
+      f"{', ' + record['tag'] if record.get('tag') else ''})", '',
       f"Matmul rate measured in the run: {record['matmul_tflops']:.3f} TFLOP/s "
       f"({record['matmul_dtype']}, {record['matmul_size']}^2). {record['software']}.", '',
       *rows, '', *extra, '',
-      *(['Where our step\'s device time goes (share of the traced device time; kinds, then the '
-         'top ops and the layers they belong to):', '', *profiles, ''] if profiles else []),
+      *(['Where our step\'s device time goes (`--profile_steps`: shares of the summed op time '
+         'of the traced steps, which on CPU overlap across threads; by kind, by phase, then the '
+         'top ops and their layers):', '', *profiles, ''] if profiles else []),
       f"Regenerate: `{record['command']}`.", ''])
 
 
@@ -116,6 +124,6 @@ def _profile(r: dict) -> str:
   p = r['profile']
   top = '; '.join(f"{o['name']} ({o['kind']}, {o['layer']}) {100 * o['share']:.0f}%"
                   for o in p['top_ops'][:3])
-  return (f"- {r['model']}: {p['device_ms_per_step']:,.1f} device ms/step of "
+  return (f"- {r['model']}: ops {p['device_ms_per_step']:,.1f} ms per step of "
           f"{r['step_ms']:,.1f}. Kinds: {_shares(p['by_kind'], 5)}. Phases: "
           f"{_shares(p['by_phase'], 4)}. Top ops: {top}.")
