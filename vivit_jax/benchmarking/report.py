@@ -20,10 +20,17 @@ presets run at reduced sizes (`vivit_jax/benchmarking/presets.py`: width 192, 4 
 sizes, ours in bfloat16 with cudnn attention, theirs under bf16 autocast.
 
 Columns: GFLOPs/clip is XLA's cost analysis of the whole train step divided by the batch (the
-forward alone is in the JSON); step ms the median over the timed steps after warm-up; MFU the
-achieved train-step FLOP/s over the device's matmul rate measured in the same run (bf16 on GPU,
-float32 on CPU); memory the compiled step's argument + output + temporary bytes (the device's
-peak bytes in use, where it keeps statistics, are in the JSON); ratio = our clips/s / theirs.
+forward alone is in the JSON), of the model unscanned, without remat and with XLA attention, so
+that every layer and attention product counts once (`flops.counting_config`); step ms the median
+over the timed steps after warm-up; MFU the achieved train-step FLOP/s over the device's matmul
+rate measured in the same run (bf16 on GPU, float32 on CPU); memory the compiled step's argument
++ output + temporary bytes (the device's peak bytes in use, where it keeps statistics, are in the
+JSON); ratio = our clips/s / theirs. `--profile_steps N` adds where the step's time goes (op
+kinds, forward/backward/optimizer, layers, top ops: `vivit_jax/benchmarking/profile.py`);
+`--find_max_batch` the largest batch per device, with and without remat.
+
+On a GPU: `tools/gpu_benchmark.sh targets`, then `max_batch`, then `rest` (one device call
+each; the script says what to carry).
 """
 
 
