@@ -223,6 +223,40 @@ def test_bottleneck_3d_with_unit_time_kernels_is_2d_per_frame(stride):
   assert a[0].shape == (2, 3, 8 // stride, 8 // stride, 8)
 
 
+def _lax_conv3d(x, kernel, strides, padding, precision=None):
+  """lax's 3D convolution, channels-last: what resnet.conv computes elsewhere than on CPU."""
+  return jax.lax.conv_general_dilated(x, kernel, strides, padding, precision=precision,
+                                      dimension_numbers=('NDHWC', 'DHWIO', 'NDHWC'))
+
+
+@pytest.mark.parametrize('kernel, strides', [
+    ((5, 7, 7), (1, 2, 2)),  # I3D and the fast pathway's stem.
+    ((3, 3, 3), (2, 2, 2)),  # C3D, R3D; temporal stride.
+    ((1, 3, 3), (1, 2, 2)),  # Bottleneck conv_b.
+    ((3, 1, 1), (1, 1, 1)),  # I3D and fast conv_a.
+    ((7, 1, 1), (4, 1, 1)),  # SlowFast lateral.
+    ((1, 1, 1), (2, 2, 2)),  # Strided shortcut.
+], ids=str)
+def test_3d_conv_as_2d_matches_lax(kernel, strides):
+  """The CPU formulation of resnet.conv's 3D convs as one 2D conv gives lax's 3D convolution's
+  outputs and gradients (input and kernel), and a jitted 3D resnet.conv with its gradient lowers
+  to 2D convolutions only on CPU."""
+  x, w = _video((2, 8, 9, 10, 3)), _video(kernel + (3, 4), seed=2)
+  padding = [(k // 2, k // 2) for k in kernel]
+  outputs = []
+  for f in (resnet._conv3d_as_2d, _lax_conv3d):  # pylint: disable=protected-access
+    y, vjp = jax.vjp(lambda a, b, f=f: f(a, b, strides, padding, None), x, w)
+    outputs.append((y, *vjp(_video(y.shape, seed=3))))
+  for got, expected in zip(*outputs):  # Values up to ~100.
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
+  conv = resnet.conv(4, kernel, strides, dtype=jnp.float32, param_dtype=jnp.float32, name='c')
+  variables = conv.init(jax.random.key(0), x)
+  hlo = jax.jit(jax.grad(lambda v: jnp.sum(conv.apply(v, x) ** 2))).lower(variables).as_text()
+  ranks = {line.split('tensor<')[1].count('x') for line in hlo.splitlines()
+           if 'stablehlo.convolution' in line}
+  assert ranks == ({4} if jax.default_backend() == 'cpu' else {5})
+
+
 def test_nonlocal_matches_reference():
   """Embedded Gaussian: x + BN(W_out softmax(theta phi^T / sqrt(C')) g), keys/values max-pooled
   1x2x2, in float64 numpy with eval-mode BN."""

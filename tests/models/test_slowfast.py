@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from tests.helpers import train_one_step
-from tests.models.test_cnn3d import (_abstract, _check_tiny_preset_runs, _conv_macs, _num_params,
-                                     _preset, _random_variables, _train_and_eval, _video)
+from tests.models.test_cnn3d import (_abstract, _check_tiny_preset_runs, _conv_macs,
+                                     _lax_conv3d, _num_params, _preset, _random_variables,
+                                     _train_and_eval, _video)
 from vivit_jax import models
 from vivit_jax.models import resnet, slowfast
 
@@ -162,6 +163,27 @@ def test_each_pathway_is_a_resnet3d():
 
   live = run(with_head_rows_zeroed(variables, slice(n_slow, None)), video)
   assert float(jnp.max(jnp.abs(live[0] - run(no_lateral, video)[0]))) > 1e-3
+
+
+def test_cpu_conv_formulation_keeps_the_numbers(monkeypatch):
+  """SlowFast (basic blocks: kt x 3 x 3 convs; 5x7x7 and 1x7x7 stems, 5x1x1 laterals of stride
+  4, strided shortcuts) gives the same eval and train logits, batch statistics and parameter
+  gradients with resnet.conv's 3D convs as 2D ones (its CPU path) as with lax's 3D convs."""
+  shape = (2, 8, 32, 32, 3)
+  model = slowfast.SlowFast(num_classes=5, depth=10, base_width=4, beta_inv=2, alpha=4,
+                            fusion_kernel=5, dropout_rate=0.0)
+  variables, video = _random_variables(model, shape), _video(shape)
+
+  def run(v):
+    grads = jax.grad(lambda p: jnp.sum(jnp.sin(model.apply(
+        dict(v, params=p), video, train=True, mutable=['batch_stats'])[0])))(v['params'])
+    return _train_and_eval(model)(v, video), grads
+
+  as_2d = jax.jit(run)(variables)
+  monkeypatch.setattr(resnet, '_conv3d_as_2d', _lax_conv3d)
+  native = jax.jit(run)(variables)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), as_2d,
+               native)
 
 
 @pytest.mark.parametrize('fields, match', [
