@@ -25,7 +25,7 @@ class Compiled:
   state: object
   batch: dict
   compile_s: float  # Lowering + compilation.
-  train_flops: float  # model_train_flops: one step (forward + backward + update), whole batch.
+  train_flops: float | None  # model_train_flops: one step (fwd + bwd + update), whole batch.
   memory: object  # compiled.memory_analysis() (None where the backend gives none).
 
 
@@ -77,16 +77,18 @@ def model_train_flops(config, batch_size: int, device=None) -> float:
   return float(train_step.lower(abstract, batch).cost_analysis()['flops'])
 
 
-def compile_train_step(config, batch_size: int, device=None) -> Compiled:
+def compile_train_step(config, batch_size: int, device=None, count_flops: bool = True) -> Compiled:
   """`make_train_step` of `config` on a one-`device` mesh (default: the first), lowered and
-  compiled for batches of `batch_size`; the state initialised on that device."""
+  compiled for batches of `batch_size`; the state initialised on that device; train_flops None
+  unless `count_flops`."""
   train_step, _, make_state, batch = _train_step(config, batch_size, device)
   state = make_state()
   start = time.perf_counter()
   compiled = train_step.lower(state, batch).compile()
   compile_s = time.perf_counter() - start
   return Compiled(compiled, state, batch, compile_s,
-                  model_train_flops(config, batch_size, device), compiled.memory_analysis())
+                  model_train_flops(config, batch_size, device) if count_flops else None,
+                  compiled.memory_analysis())
 
 
 def run_step(compiled: Compiled):
@@ -159,7 +161,7 @@ def fits(config, batch_size: int) -> bool:
   """Whether a train step of `config` at `batch_size` compiles and runs (False on an XLA
   RESOURCE_EXHAUSTED / out-of-memory error; other errors propagate)."""
   try:
-    compiled = compile_train_step(config, batch_size)
+    compiled = compile_train_step(config, batch_size, count_flops=False)
     run_step(compiled)
     return True
   except Exception as error:  # pylint: disable=broad-except
