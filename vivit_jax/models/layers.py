@@ -266,7 +266,8 @@ class DropPath(nn.Module):
     keep_prob = 1.0 - self.rate
     keep = jax.random.bernoulli(self.make_rng('drop_path'), keep_prob,
                                 (x.shape[0],) + (1,) * (x.ndim - 1))
-    return jnp.where(keep, x / keep_prob, jnp.zeros_like(x))
+    # In x's dtype: a traced float32 rate (nn.scan) must not promote a bfloat16 carry.
+    return jnp.where(keep, x / jnp.asarray(keep_prob, x.dtype), jnp.zeros_like(x))
 
 
 class EncoderBlock(nn.Module):
