@@ -6,6 +6,8 @@ r"""Benchmarks whose results are committed under benchmarks/ (NAME.json + NAME.m
   python tools/benchmark.py models [--models vivit1,...] [--size tiny|real] [--steps N] [--batch B]
       [--profile_steps N] [--find_max_batch [--max_batch_models vivit1] [--remat_arms none,full]
       [--max_batch_tolerance 0.1]] [--tag NAME]
+  python tools/benchmark.py memory [--models vivit1,...] [--targets h200,v5e] [--batch 8]
+      [--remat_arms none,full] [--xla_models vivit1] [--nolargest_batch]
 
 models: how fast is our train step? For each preset of vivit_jax/benchmarking/presets.py (ViViT
   Models 1-4, VideoMAE pre-training and fine-tuning, TimeSformer, I3D, SlowFast, C3D) on one
@@ -34,6 +36,13 @@ motion_models: which models learn motion? Each tiny preset of the convolutional 
   that uses motion scores well on clips and near chance on static clips; the single-frame
   baseline can only reach what one frame tells (chance 0.1). About 5-10 minutes per model on 2
   CPU cores.
+
+memory: how much device memory does each train step need, without a device? Each preset of
+  vivit_jax/benchmarking/presets.py at its real size, compiled on this CPU for an NVIDIA H200 and
+  for one TPU v5e chip (compile-only devices, vivit_jax/aot.py; needs `pip install -e '.[aot]'`):
+  XLA's compiled bytes per preset x attention kernel (auto; also xla for --xla_models) x remat,
+  and the largest batch per device (vivit_jax/memory_table.py). Writes benchmarks/memory.{json,md}
+  after every row. Roughly 30 s (H200) to minutes (v5e) per compile on 2 CPU cores.
 
 videomae_pretraining: does VideoMAE pre-training help? On synthetic_motion, the tiny VideoMAE
   (configs/videomae/pretrain_k400.py:tiny) is pre-trained by masked video modelling, then the
@@ -115,6 +124,12 @@ _MAX_BATCH_TOLERANCE = flags.DEFINE_float(
     'at the batch the compiled memory predicts.')
 _TAG = flags.DEFINE_string('tag', '', 'models: a name for this part of the day\'s runs: writes '
                            'benchmarks/<device>-<date>-<tag>.json.')
+_TARGETS = flags.DEFINE_list('targets', ['h200', 'v5e'], 'memory: compile-only devices to '
+                             'compile for (vivit_jax/aot.py TARGETS).')
+_XLA_MODELS = flags.DEFINE_list('xla_models', ['vivit1'], "memory: models that also get "
+                                "attention_impl='xla' rows, for comparison with 'auto'.")
+_LARGEST_BATCH = flags.DEFINE_bool('largest_batch', True, 'memory: also search the largest '
+                                   'batch per device (a few more compiles per row).')
 _PROFILE_STEPS = flags.DEFINE_integer('profile_steps', 0, 'models: also trace this many of our '
                                       'train steps and report where the device time goes.')
 
@@ -379,10 +394,38 @@ def _speed_table(record: dict) -> str:
   return report.table(record)
 
 
+def memory(workdir: str, out: str) -> dict:
+  """Compiled train-step bytes per preset, target, kernel and remat (vivit_jax.memory_table)."""
+  del workdir
+  if not os.environ.get('JAX_PLATFORMS'):  # Compile-only targets: never touch a local device.
+    import jax  # pylint: disable=import-outside-toplevel
+    jax.config.update('jax_platforms', 'cpu')
+  from vivit_jax import aot, memory_table  # pylint: disable=import-outside-toplevel
+  from vivit_jax.benchmarking import presets  # pylint: disable=import-outside-toplevel
+  try:
+    names = presets.check_names(_MODELS.value if _MODELS.present else list(presets.MODELS))
+    problems = [p for p in map(aot.missing, _TARGETS.value) if p]
+  except ValueError as error:
+    raise app.UsageError(str(error)) from error
+  if problems:
+    raise app.UsageError('; '.join(problems))
+  return memory_table.run({n: presets.load_preset(n) for n in names}, _TARGETS.value,
+                          batch=_BATCH.value or memory_table.DEFAULT_BATCH,
+                          remats=tuple(_REMAT_ARMS.value), xla_rows=tuple(_XLA_MODELS.value),
+                          find_largest=_LARGEST_BATCH.value,
+                          on_update=lambda record: write_results('memory', record, out))
+
+
+def _memory_table(record: dict) -> str:
+  from vivit_jax import memory_table  # pylint: disable=import-outside-toplevel
+  return memory_table.table(record)
+
+
 BENCHMARKS = {'videomae_pretraining': (videomae_pretraining, _videomae_pretraining_table),
               'motion_models': (motion_models, _motion_models_table),
               'data': (data_pipeline, _data_pipeline_table),
-              'models': (speed_models, _speed_table)}
+              'models': (speed_models, _speed_table),
+              'memory': (memory, _memory_table)}
 
 
 def main(argv):
