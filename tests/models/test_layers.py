@@ -75,12 +75,11 @@ def test_attention_bfloat16_close_to_float32(attention_case):
   np.testing.assert_allclose(np.asarray(out, np.float32), expected, rtol=0.05, atol=0.05)
 
 
-@pytest.mark.parametrize('dtype,width,match', [(jnp.float32, 32, 'bfloat16'),
-                                               (jnp.bfloat16, 48, 'head_dim')])
-def test_cudnn_checks(dtype, width, match):
-  x = jnp.zeros((1, 4, width), dtype)
-  with pytest.raises(ValueError, match=match):
-    _attention(impl='cudnn', dtype=dtype).init(jax.random.key(0), x, train=False)
+def test_cudnn_on_cpu_names_the_fix():
+  """Each kernel's conditions are tested in test_attention; the module passes them through."""
+  x = jnp.zeros((1, 4, 32), jnp.bfloat16)
+  with pytest.raises(ValueError, match="attention_impl='cudnn' cannot run: .* compiled for cpu"):
+    _attention(impl='cudnn', dtype=jnp.bfloat16).init(jax.random.key(0), x, train=False)
 
 
 def test_mlp_matches_reference():
@@ -128,17 +127,6 @@ def test_encoder_drop_path_rates_are_linear():
                            attention_impl='xla', dtype=jnp.float32, param_dtype=jnp.float32)
   np.testing.assert_allclose(drop_path_rates(encoder, jnp.ones((2, 3, 8))),
                              [0.0, 0.0, 0.1, 0.1, 0.2, 0.2])
-
-
-def test_choose_attention():
-  assert layers.choose_attention('auto', jnp.bfloat16, 64) == 'xla'  # This machine: CPU.
-  assert layers.choose_attention('auto', jnp.bfloat16, 64, platform='gpu') == 'cudnn'
-  for dtype, head_dim, dropout in ((jnp.float32, 64, False), (jnp.bfloat16, 12, False),
-                                   (jnp.bfloat16, 64, True)):
-    assert layers.choose_attention('auto', dtype, head_dim, dropout=dropout,
-                                   platform='gpu') == 'xla'
-  with pytest.raises(ValueError, match='GPU only'):
-    layers.choose_attention('cudnn', jnp.bfloat16, 64)
 
 
 def test_auto_attention_equals_xla(attention_case):

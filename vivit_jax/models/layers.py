@@ -7,7 +7,7 @@ Speed options of every transformer encoder (`stacked_blocks`): `remat` (REMAT_PO
 each block's activations in the backward pass; `scan_layers` runs the identical blocks as one
 `nn.scan` (compiled once, params stacked under `blocks` with a leading 'layers' axis; see
 models/scan.py for the conversion to and from `block_i`). `attention_impl` (ATTENTION_IMPLS) picks
-the attention kernel at trace time (`choose_attention`).
+the attention kernel for the platform the step is compiled for (models/attention.py).
 
 Every parameter carries logical axis names ('embed', 'mlp', 'heads', 'kv') that
 `config.sharding_rules` maps to mesh axes; the residual stream is constrained to
@@ -19,6 +19,8 @@ from typing import Any, Callable, Optional, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from vivit_jax.models import attention
 
 Dtype = Any
 LN_EPSILON = 1e-6  # ViT convention.
@@ -34,11 +36,8 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     'swish': nn.silu,
 }
 RESIDUAL_AXES = ('batch', 'length', 'embed')
-# config.model.attention_impl: 'auto' (cuDNN flash attention where it runs, else XLA), 'xla' or
-# 'cudnn' (raises where it cannot run); see choose_attention.
-ATTENTION_IMPLS = ('auto', 'xla', 'cudnn')
-_CUDNN_DTYPES = (jnp.bfloat16, jnp.float16)
-CUDNN_MAX_HEAD_DIM = 128  # 256 on Hopper; 128 runs everywhere.
+# config.model.attention_impl: 'auto', 'xla', 'cudnn', 'pallas' or 'chunked' (models/attention.py).
+ATTENTION_IMPLS = attention.IMPLS
 # config.model.remat -> jax.checkpoint policy of each block ('none': no remat; 'full' saves
 # nothing; 'dots' saves the matmuls without batch dimensions, i.e. the projections and MLP).
 REMAT_POLICIES = {'none': None, 'full': None,
@@ -87,42 +86,6 @@ def constrain_residual(x: jax.Array) -> jax.Array:
   return nn.with_logical_constraint(x, RESIDUAL_AXES)
 
 
-def _cudnn_problem(dtype: Dtype, head_dim: int, dropout: bool, platform: str) -> Optional[str]:
-  """Why cuDNN flash attention cannot run (as the fix), or None if it can."""
-  if jnp.dtype(dtype) not in _CUDNN_DTYPES:
-    return (f"it needs a bfloat16 or float16 compute dtype, got {jnp.dtype(dtype)}: set "
-            f"config.model.dtype='bfloat16' or attention_impl='xla'")
-  if head_dim % 8 or head_dim > CUDNN_MAX_HEAD_DIM:
-    return (f"it needs head_dim (hidden_size / num_heads) % 8 == 0 and <= {CUDNN_MAX_HEAD_DIM}, "
-            f"got head_dim {head_dim}: change config.model.hidden_size/num_heads or use "
-            f"attention_impl='xla'")
-  if dropout:
-    return ("it has no attention-weight dropout: set config.model.attention_dropout_rate=0 or "
-            "attention_impl='xla'")
-  if platform != 'gpu':
-    return f"it runs on GPU only (this is {platform}): use attention_impl='auto' or 'xla'"
-  return None
-
-
-def choose_attention(impl: str, dtype: Dtype, head_dim: int, *, dropout: bool = False,
-                     platform: Optional[str] = None) -> str:
-  """The kernel, 'xla' or 'cudnn', for config.model.attention_impl `impl` on q of `dtype` and
-  `head_dim`, with attention-weight `dropout` or not, on `platform` (default: JAX's default
-  backend, e.g. 'cpu', 'gpu', 'tpu').
-
-  'auto' picks 'cudnn' wherever cuDNN flash attention runs (GPU, bfloat16/float16, head_dim % 8
-  == 0 and <= CUDNN_MAX_HEAD_DIM, no dropout), else 'xla'; 'cudnn' raises ValueError with the fix
-  where it cannot run.
-  """
-  check_choices('attention', (('attention_impl', impl, ATTENTION_IMPLS),))
-  if impl == 'xla':
-    return 'xla'
-  problem = _cudnn_problem(dtype, head_dim, dropout, platform or jax.default_backend())
-  if problem and impl == 'cudnn':
-    raise ValueError(f"config.model.attention_impl='cudnn' cannot run: {problem}.")
-  return 'xla' if problem else 'cudnn'
-
-
 def within(fn: Callable[..., jax.Array], over: str, num_frames: int, *xs: jax.Array):
   """Applies `fn` to the tokens of one frame ('space') or of one spatial position ('time').
 
@@ -150,9 +113,9 @@ class Attention(nn.Module):
   """Multi-head self-attention over tokens (B, N, D) -> (B, N, D), D = num_heads * head_dim.
 
   q/k/v/out projections around `_attend`, the core on q, k, v (B, N, heads, head_dim) that
-  subclasses restrict. Attention-weight dropout (rng stream 'dropout') runs an explicit
-  softmax(q k^T / sqrt(d)) path with the same float32 softmax as `jax.nn.dot_product_attention`,
-  which serves the other cases. `zero_init_out` zero-initialises the output projection, so the
+  subclasses restrict; it runs `attention.attend` with the kernel `attention_impl` picks for
+  the platform being compiled for. Attention-weight dropout uses the rng stream 'dropout'.
+  `zero_init_out` zero-initialises the output projection, so the
   residual branch starts at exactly 0 (Model 3's temporal attention). `qkv_bias` names the
   projections that have a bias: 'qkv' (ViT), 'qv' (VideoMAE) or '' (none).
   """
@@ -191,18 +154,9 @@ class Attention(nn.Module):
 
   def _attend(self, q: jax.Array, k: jax.Array, v: jax.Array, train: bool) -> jax.Array:
     """q, k, v (B, N, heads, head_dim) -> (B, N, heads, head_dim): attention over all N."""
-    dropout = train and self.dropout_rate > 0
-    kernel = choose_attention(self.attention_impl, q.dtype, q.shape[-1], dropout=dropout)
-    if dropout:
-      return self._attend_with_dropout(q, k, v)
-    return jax.nn.dot_product_attention(q, k, v, implementation=kernel)
-
-  def _attend_with_dropout(self, q, k, v):
-    """q, k, v (B, N, heads, head_dim) -> (B, N, heads, head_dim), dropping attention weights."""
-    logits = jnp.einsum('bqhd,bkhd->bhqk', q, k, preferred_element_type=jnp.float32)
-    weights = jax.nn.softmax(logits * q.shape[-1] ** -0.5).astype(v.dtype)
-    weights = nn.Dropout(self.dropout_rate)(weights, deterministic=False)
-    return jnp.einsum('bhqk,bkhd->bqhd', weights, v)
+    rate = self.dropout_rate if train else 0.0
+    return attention.attend(q, k, v, impl=self.attention_impl, dropout_rate=rate,
+                            dropout_rng=self.make_rng('dropout') if rate else None)
 
 
 class FactorisedDotProductAttention(Attention):

@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from vivit_jax.models import attention
 from vivit_jax.models.layers import Dtype, check_positive_int, check_video, partitioned
 
 BN_MOMENTUM = 0.9  # Flax's momentum: running = 0.9 running + 0.1 batch (PyTorch momentum 0.1).
@@ -247,7 +248,7 @@ class NonLocal(nn.Module):
     theta = project(inner, name='conv_theta')(x).reshape(b, -1, 1, inner)
     phi = project(inner, name='conv_phi')(pooled).reshape(b, -1, 1, inner)
     g = project(inner, name='conv_g')(pooled).reshape(b, -1, 1, inner)
-    y = jax.nn.dot_product_attention(theta, phi, g)  # Scaled by 1 / sqrt(inner).
+    y = attention.attend(theta, phi, g, impl='auto')  # Scaled by 1 / sqrt(inner).
     y = project(c, name='conv_out')(y.reshape(b, t, h, w, inner))
     y = batch_norm(train, dtype=self.dtype, param_dtype=self.param_dtype, name='bn',
                    zero_scale=True)(y)

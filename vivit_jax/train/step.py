@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import optax
 
 from vivit_jax import models
+from vivit_jax.models import attention
 from vivit_jax.train.state import TrainState
 
 RNG_STREAMS = ('dropout', 'drop_path', 'masking', 'augment')  # 'augment': task.prepare.
@@ -107,16 +108,20 @@ def make_eval_step(model: nn.Module, task, *, mesh, rules, state_shardings, batc
 
 
 def _with_rules(fn, mesh, rules):
-  """Calls `fn` under the mesh and logical-axis rules (needed when it traces); `.lower(*args)`
-  lowers it likewise (for compile times and cost analysis, e.g. vivit_jax.benchmarking)."""
+  """Calls `fn` under the mesh, its logical-axis rules and the attention kernels of the mesh's
+  platform (all needed when it traces). `.lower(*args, lowering_platforms=None)` lowers it
+  likewise, or for other platforms, e.g. ('tpu',) from a CPU host, with their kernels (compile
+  times, cost analysis, deviceless checks)."""
+  mesh_platform = attention.platform_of(mesh.devices)
 
   def wrapped(*args):
-    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+    with jax.set_mesh(mesh), nn.logical_axis_rules(rules), attention.compiling_for(mesh_platform):
       return fn(*args)
 
-  def lower(*args):
-    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
-      return fn.lower(*args)
+  def lower(*args, lowering_platforms=None):
+    platform = lowering_platforms[0] if lowering_platforms else mesh_platform
+    with jax.set_mesh(mesh), nn.logical_axis_rules(rules), attention.compiling_for(platform):
+      return fn.trace(*args).lower(lowering_platforms=lowering_platforms)
 
   wrapped.lower = lower
   return wrapped
