@@ -192,13 +192,15 @@ class Result:
   kernel: Optional[str] = None  # The attention kernel in the lowered step (KERNEL_MARKERS).
 
 
-def lower_train_step(config, batch_size: int, device_: jax.Device):
-  """The train step of `config` (`make_train_step` over a one-`device_` mesh) lowered for
-  batches of `batch_size` on abstract inputs."""
+def lower_train_step(config, batch_size: int, device_, lowering_platforms=None):
+  """The train step of `config` (`make_train_step` over a mesh of `device_`: one device or a
+  list) lowered for batches of `batch_size` on abstract inputs; `lowering_platforms`, e.g.
+  ('tpu',), lowers it for another platform than the devices' (no compile), with its kernels."""
   # pylint: disable=import-outside-toplevel
   from vivit_jax import models
   from vivit_jax.train import optim, sharding, state as state_lib, step, tasks
-  mesh = sharding.make_mesh(config.mesh, devices=[device_])
+  devices = [device_] if isinstance(device_, jax.Device) else list(device_)
+  mesh = sharding.make_mesh(config.mesh, devices=devices)
   rules = tuple(tuple(r) for r in config.sharding_rules)
   model = models.build(config.model)
   tx, schedule = optim.make_optimizer(config.optimizer, config.train.num_steps)
@@ -216,7 +218,7 @@ def lower_train_step(config, batch_size: int, device_: jax.Device):
            'label': jax.ShapeDtypeStruct((batch_size,), jnp.int32, sharding=batch_sharding)}
   batch.update({k: jax.ShapeDtypeStruct(s, jnp.float32, sharding=batch_sharding)
                 for k, s in extra.items()})
-  return train_step.lower(abstract, batch)
+  return train_step.lower(abstract, batch, lowering_platforms=lowering_platforms)
 
 
 def compile_train_step(config, batch_size: int, target_name: str) -> Result:
