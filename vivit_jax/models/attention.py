@@ -25,7 +25,7 @@ The platform is fixed when the step is traced: `compiling_for(platform)` (entere
 and eval steps with their mesh's platform, `platform_of`), else JAX's default backend. It is not
 left to `lax.platform_dependent`: under autodiff every branch's residuals would be kept (zeros for
 the branches not taken), the N x N weights among them. `assume_cudnn()` lets a machine without
-cuDNN trace the cuDNN kernel for a compile-only GPU build. The Pallas kernels run per shard
+cuDNN trace the cuDNN kernel for a compile-only GPU build. The flash kernels run per shard
 (`shard_map` over the mesh axes of 'batch' and 'heads' under the active logical-axis rules).
 """
 import contextlib
@@ -280,6 +280,6 @@ def attend(q: jax.Array, k: jax.Array, v: jax.Array, *, impl: str, dropout_rate:
     return xla_attention(q, k, v, **dropout)
   if kernel == 'chunked':
     return chunked_attention(q, k, v, **dropout)
-  if kernel == 'cudnn':
-    return padded_attention(q, k, v)
-  return _per_shard({'splash': splash_attention, 'triton': triton_attention}[kernel])(q, k, v)
+  kernel_fn = {'cudnn': padded_attention, 'splash': splash_attention,
+               'triton': triton_attention}[kernel]
+  return _per_shard(kernel_fn)(q, k, v)
