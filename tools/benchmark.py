@@ -5,7 +5,7 @@ r"""Benchmarks whose results are committed under benchmarks/ (NAME.json + NAME.m
   python tools/benchmark.py data [--src DIR] [--batches N]
   python tools/benchmark.py models [--models vivit1,...] [--size tiny|real] [--steps N] [--batch B]
       [--profile_steps N] [--find_max_batch [--max_batch_models vivit1] [--remat_arms none,full]
-      [--max_batch_tolerance 0.1]] [--tag NAME]
+      [--max_batch_tolerance 0.1]] [--tag NAME] [--nophases] [--time_budget_s S]
   python tools/benchmark.py memory [--models vivit1,...] [--targets h200,v5e] [--batch 8]
       [--remat_arms none,full] [--xla_models vivit1] [--nolargest_batch]
 
@@ -16,7 +16,9 @@ models: how fast is our train step? For each preset of vivit_jax/benchmarking/pr
   transformers has the same model, the Hugging Face PyTorch model of the same configuration
   timed in rounds interleaved with ours, and our/their clips/s. --size tiny (CPU: reduced sizes,
   float32) or real (GPU: the presets, bfloat16, cudnn attention). --profile_steps traces our
-  steps and adds where the device time goes (by op kind, phase, layer; the top ops).
+  steps and adds where the device time goes (by op kind, phase, layer; the top ops). Models with
+  an HF peer are also compared phase by phase: forward, forward + backward (no optimizer on
+  either side) and the full train step (--nophases: the step only).
   --find_max_batch adds the largest batch that fits per device for each --remat_arms value.
   Writes benchmarks/<device>-<date>.json and regenerates benchmarks/README.md after every model,
   so a run cut short keeps what it measured. tools/gpu_benchmark.sh is the GPU run.
@@ -132,6 +134,10 @@ _LARGEST_BATCH = flags.DEFINE_bool('largest_batch', True, 'memory: also search t
                                    'batch per device (a few more compiles per row).')
 _PROFILE_STEPS = flags.DEFINE_integer('profile_steps', 0, 'models: also trace this many of our '
                                       'train steps and report where the device time goes.')
+_PHASES = flags.DEFINE_bool('phases', True, 'models: also time forward and forward + backward '
+                            'of ours and the HF peer (models with one; two more compiles each).')
+_TIME_BUDGET_S = flags.DEFINE_float('time_budget_s', None, 'models: start no model (or batch '
+                                    'search) after this many seconds; the rest get skipped rows.')
 
 
 def _eval_curve(workdir: str) -> list[tuple[int, float]]:
@@ -380,7 +386,8 @@ def speed_models(workdir: str, out: str) -> dict:
                        profile_steps=_PROFILE_STEPS.value, max_batch_models=max_batch_models,
                        remat_arms=_REMAT_ARMS.value,
                        max_batch_tolerance=_MAX_BATCH_TOLERANCE.value,
-                       on_update=lambda r: report.write(r, out), tag=_TAG.value)
+                       on_update=lambda r: report.write(r, out), tag=_TAG.value,
+                       phases=_PHASES.value, time_budget_s=_TIME_BUDGET_S.value)
   failed = [r for r in record['rows'] if 'error' in r]
   if failed:  # The record (with the errors) is written; the run still fails.
     print(write_results('models', record, out))

@@ -1,8 +1,11 @@
 """The speed benchmark (`tools/benchmark.py models`): records, the HF peers' configs, the largest
 batch search, the GPU-size configs and the README table."""
 import json
+import os
 
+import jax
 import numpy as np
+import optax
 import pytest
 
 from vivit_jax.benchmarking import harness, hf_peers, ours, presets, report
@@ -40,6 +43,89 @@ def test_row_measures_ours_and_the_hf_peer():
   assert r['ratio'] == pytest.approx(r['clips_per_s'] / r['hf']['clips_per_s'])
   assert (r['hf']['model'], r['hf']['attention'], r['clip']) == (
       'VivitForVideoClassification', 'sdpa', '4x32^2')
+  assert r['flops_source'] == dict(train='xla-cpu', forward='xla-cpu')
+  # Like with like: forward, forward + backward and the step, ours and HF, each ratio HF / ours.
+  assert [p['phase'] for p in r['phases']] == ['forward', 'forward_backward', 'step']
+  for p in r['phases']:
+    assert p['ours_ms'] > 0 and p['hf_ms'] > 0 and p['ratio'] == pytest.approx(
+        p['hf_ms'] / p['ours_ms'])
+  assert r['phases'][2]['ours_ms'] == pytest.approx(r['step_ms'])
+  assert r['phases'][2]['hf_ms'] == pytest.approx(r['hf']['step_ms'])
+  assert r['hf']['torch_threads'] in (1, os.cpu_count()) and r['phases_compile_s'] > 0
+
+
+def test_phases_compute_the_train_steps_loss_and_gradients():
+  """Our forward and forward + backward calls give the step's own loss and gradients (before
+  clipping and the update) at the same state and batch."""
+  config = _small('videomae_finetune')
+  compiled = ours.compile_train_step(config, 2, count_flops=False)
+  phases = ours.compile_phases(config, compiled)
+  *_, (forward, forward_backward) = ours._train_step(  # pylint: disable=protected-access
+      config, 2, phases=True)
+  state = compiled.state
+  loss = forward(state.params, state.batch_stats, compiled.batch)
+  loss_again, grads = forward_backward(state.params, state.batch_stats, compiled.batch)
+  compiled.state, metrics = compiled.run(state, compiled.batch)  # Donates `state`.
+  step_loss = float(metrics['loss_sum']) / float(metrics['count'])
+  assert float(loss) == pytest.approx(float(loss_again), rel=1e-6)
+  assert float(loss) == pytest.approx(step_loss, rel=1e-5)
+  assert float(optax.tree.norm(grads)) == pytest.approx(float(metrics['grad_norm']), rel=1e-4)
+  phases.forward()
+  phases.forward_backward()  # Reads the state the step left (the old one was donated).
+
+
+@pytest.mark.parametrize('name', ['vivit1', 'videomae_pretrain'])
+def test_harness_reports_flops_and_mfu_where_the_backend_gives_no_cost_analysis(
+    name, monkeypatch):
+  """GPU and TPU PJRT plugins return None from cost_analysis() (the H200 run crashed on it):
+  with every backend doing so, the row still has FLOPs (analytic) and an MFU."""
+  monkeypatch.setattr(jax.stages.Lowered, 'cost_analysis', lambda self: None)
+  monkeypatch.setattr(jax.stages.Compiled, 'cost_analysis', lambda self: None)
+  config = _small(name)
+  shape = ours.clip_shape(config)
+  assert flops.xla_flops(config.model, shape) is None
+  r = harness.row(name, config, batch_size=2, steps=1, matmul_rate=1e11, with_hf=False,
+                  warmup=1)
+  analytic = flops.analytic_flops(config.model, shape)
+  assert r['flops_source'] == dict(train='analytic', forward='analytic')
+  assert r['gflops_forward_per_clip'] == pytest.approx(analytic / 1e9)
+  assert r['gflops_train_per_clip'] == pytest.approx(3 * analytic / 1e9)
+  assert r['mfu'] == pytest.approx(r['train_flops_per_s'] / 1e11) and r['mfu'] > 0
+  assert '*' in report.table(dict(_RECORD, rows=[r]))
+
+
+def test_flops_are_counted_on_the_cpu_backend(monkeypatch):
+  """The counting lowerings run on jax.devices('cpu') (which gives a cost analysis), whatever the
+  default device: a Lowered of another platform reports None, as GPU/TPU plugins do."""
+  real = jax.stages.Lowered.cost_analysis
+  platforms = []
+
+  def cost_analysis(self):
+    platforms.append(self._lowering.compile_args['backend'].platform)  # pylint: disable=protected-access
+    return real(self) if platforms[-1] == 'cpu' else None
+
+  monkeypatch.setattr(jax.stages.Lowered, 'cost_analysis', cost_analysis)
+  config = _small('vivit1')
+  counted, source = ours.model_train_flops(config, 2)
+  assert source == 'xla-cpu' and counted > 0
+  assert flops.forward_flops(config.model, ours.clip_shape(config))[1] == 'xla-cpu'
+  assert set(platforms) == {'cpu'}
+
+
+def test_cost_flops_reads_every_shape_of_analysis():
+  class Stage:
+    def __init__(self, analysis):
+      self.analysis = analysis
+
+    def cost_analysis(self):
+      if isinstance(self.analysis, Exception):
+        raise self.analysis
+      return self.analysis
+
+  assert flops.cost_flops(Stage({'flops': 12.0})) == 12.0
+  assert flops.cost_flops(Stage([{'flops': 3}])) == 3.0  # Older JAX: one dict per program.
+  for missing in (None, {}, [], {'flops': -1.0}, NotImplementedError('no cost analysis')):
+    assert flops.cost_flops(Stage(missing)) is None
 
 
 @pytest.mark.parametrize('name', ['videomae_pretrain', 'vivit2'])
@@ -54,8 +140,10 @@ def test_summary_from_step_times(name):
   assert record['gflops_train_per_clip'] == 2 and record['compile_s'] == 1.5
   assert record['peak_device_bytes'] is None  # CPU keeps no memory statistics.
   assert record['params'] == flops.param_count(config.model, ours.clip_shape(config))
-  # The forward of pre-training needs masking RNGs, which flops.xla_flops does not pass.
-  assert (record['gflops_forward_per_clip'] is None) == (name == 'videomae_pretrain')
+  # Pre-training's forward too (xla_flops draws its masks from a fixed key).
+  assert record['gflops_forward_per_clip'] == pytest.approx(
+      flops.xla_flops(config.model, ours.clip_shape(config)) / 1e9)
+  assert record['flops_source'] == dict(train=None, forward='xla-cpu')
 
 
 @pytest.mark.parametrize('name', ['vivit1', 'timesformer', 'videomae_finetune',
@@ -182,6 +270,11 @@ def test_real_sizes_are_the_presets_on_gpu_settings():
     presets.check_names(['vivit1', 'vivit9'])
   with pytest.raises(ValueError, match="--size 'huge'"):
     presets.benchmark_config('vivit1', 'huge')
+
+
+_RECORD = dict(benchmark='models', device='cpu-x86_64-2core', date='2026-01-02', size='tiny',
+               matmul_tflops=0.1, matmul_dtype='float32', matmul_size=1024, rows=[],
+               notes=['a note'], software='jax', command='python tools/benchmark.py models')
 
 
 def test_report_writes_json_and_regenerates_the_readme(tmp_path):

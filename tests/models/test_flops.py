@@ -31,6 +31,14 @@ def _videomae() -> ml_collections.ConfigDict:
       num_heads=4, mlp_dim=256, hidden_act='relu'))
 
 
+def _videomae_pretrain() -> ml_collections.ConfigDict:
+  """4 x 4 x 4 cubes, 12 of each frame's 16 tubes masked; decoder 32 wide, 1 layer."""
+  fields = {k: v for k, v in _videomae().items() if k != 'num_classes'}
+  return ml_collections.ConfigDict(dict(fields, name='videomae_pretrain', mask_ratio=0.75,
+                                        decoder_hidden_size=32, decoder_num_layers=1,
+                                        decoder_num_heads=2, decoder_mlp_dim=128))
+
+
 MODELS = {
     'model1_token': lambda: _vivit(variant='spatio_temporal', classifier='token'),
     'model1_gap_frames': lambda: _vivit(variant='spatio_temporal', classifier='gap',
@@ -45,6 +53,7 @@ MODELS = {
                                     tokenizer='frame', patch_size=(1, 8, 8)),
     'timesformer': _timesformer,
     'videomae': _videomae,
+    'videomae_pretrain': _videomae_pretrain,
 }
 
 
@@ -52,8 +61,22 @@ MODELS = {
 def test_analytic_count_matches_xla(name):
   model = MODELS[name]()
   analytic, xla = flops.analytic_flops(model, CLIP), flops.xla_flops(model, CLIP)
-  # XLA also counts element-wise work (norms, softmax, ReLU, adds): a little more, never less.
-  assert analytic <= xla <= 1.05 * analytic, (analytic, xla)
+  # XLA also counts element-wise work (norms, softmax, ReLU, adds): a little more, never less;
+  # pre-training adds its targets' per-cube normalisation and the loss (5.2% here).
+  slack = 1.08 if name == 'videomae_pretrain' else 1.05
+  assert analytic <= xla <= slack * analytic, (analytic, xla)
+
+
+def test_videomae_pretraining_counts_the_attention_of_encoder_and_decoder():
+  """The analytic count adds both encoders' attention products to the dense layers (which
+  layer_flops counts): the encoder over the 64 - 48 = 16 visible cubes, the decoder over all 64
+  (the 16 visible and 48 mask tokens)."""
+  model = _videomae_pretrain()
+  visible, cubes = 16, 64
+  attention = 2 * 2 * (visible ** 2 * 64 * 2 + cubes ** 2 * 32)  # Scores and sums, 2 + 1 layers.
+  projections = 4 * 2 * (visible * 64 ** 2 * 2 + cubes * 32 ** 2)  # q, k, v, out (nn.Einsum).
+  assert flops.analytic_flops(model, CLIP) == (flops.layer_flops(model, CLIP) + attention
+                                              + projections)
 
 
 def test_vit_b16_image_matches_published_counts():

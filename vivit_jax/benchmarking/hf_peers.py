@@ -1,11 +1,12 @@
 """The Hugging Face PyTorch model of the same configuration as one of ours, and its timed training
-step (forward, loss, backward, gradient clipping, optimizer step).
+step (forward, loss, backward, gradient clipping, optimizer step), forward and forward + backward.
 
 The configs map field by field onto the ones `weights.hf` reads (its readers turn these HF
 configs back into ours: tests/benchmarking checks the round trip). Models without an HF peer
 (ViViT Models 2-4, the CNNs) give None. torch and transformers are imported only when called.
 """
 import statistics
+import time
 
 from vivit_jax.models import layers
 
@@ -119,8 +120,10 @@ def optimizer(params, opt_config):
 
 def prepare(config, batch_size: int):
   """The HF peer of `config`'s model on random clips at `batch_size`, on the GPU if torch has one
-  (bf16 autocast), else the CPU (float32): (train_step() that waits for its work, info dict), or
-  None where there is no peer."""
+  (bf16 autocast), else the CPU (float32): ({phase: call} whose calls wait for their work, info
+  dict), or None where there is no peer. Phases (PHASES): 'forward' (the loss, no autograd
+  graph: torch.no_grad), 'forward_backward' (the loss and every parameter's gradient) and 'step'
+  (forward, backward, gradient clipping, optimizer step), the model in training mode."""
   import torch  # pylint: disable=import-outside-toplevel
   from vivit_jax.benchmarking import ours  # pylint: disable=import-outside-toplevel
   peer = hf_config(config.model, ours.clip_shape(config))
@@ -138,21 +141,60 @@ def prepare(config, batch_size: int):
   if cuda:
     torch.cuda.reset_peak_memory_stats(device)
 
+  def wait():
+    if cuda:
+      torch.cuda.synchronize(device)
+
+  def loss():
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+      return model(**kwargs).loss
+
+  def forward():
+    with torch.no_grad():
+      loss()
+    wait()
+
+  def forward_backward():
+    model.zero_grad(set_to_none=True)
+    loss().backward()
+    wait()
+
   def train_step():
     opt.zero_grad(set_to_none=True)
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-      loss = model(**kwargs).loss
-    loss.backward()
+    loss().backward()
     if clip_norm:
       torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
     opt.step()
-    if cuda:
-      torch.cuda.synchronize(device)
+    wait()
 
   info = dict(model=class_name, attention=attention,
               precision='bf16 autocast' if cuda else 'float32',
               params=sum(p.numel() for p in model.parameters()))
-  return train_step, info
+  return dict(forward=forward, forward_backward=forward_backward, step=train_step), info
+
+
+PHASES = ('forward', 'forward_backward', 'step')
+
+
+def fastest_threads(calls, choices, repeats: int = 2) -> int:
+  """The torch thread count of `choices` at which `calls()` ran fastest (best of `repeats`
+  each), left set. On a CPU that other processes load, OpenMP's threads wait for each other:
+  torch at 2 threads ran 2-3x slower than at 1 on this shared 2-core machine, so the peer gets
+  whichever count suits it now."""
+  import torch  # pylint: disable=import-outside-toplevel
+  best = {}
+  for threads in dict.fromkeys(choices):
+    torch.set_num_threads(threads)
+    best[threads] = min(_seconds(calls) for _ in range(repeats))
+  threads = min(best, key=best.get)
+  torch.set_num_threads(threads)
+  return threads
+
+
+def _seconds(fn) -> float:
+  start = time.perf_counter()
+  fn()
+  return time.perf_counter() - start
 
 
 def summary(info: dict, batch_size: int, times: list[float]) -> dict:

@@ -27,6 +27,7 @@ class Compiled:
   compile_s: float  # Lowering + compilation.
   train_flops: float | None  # model_train_flops: one step (fwd + bwd + update), whole batch.
   memory: object  # compiled.memory_analysis() (None where the backend gives none).
+  flops_source: str | None = None  # 'xla-cpu' or 'analytic' (model_train_flops).
 
 
 def clip_shape(config) -> tuple[int, int, int]:
@@ -48,10 +49,10 @@ def random_batch(config, batch_size: int, seed: int = 0) -> dict:
   return batch
 
 
-def _train_step(config, batch_size: int, device=None):
+def _train_step(config, batch_size: int, device=None, phases: bool = False):
   """(jitted `make_train_step` of `config` on a one-`device` mesh (default: the first), the
   abstract state, a function making the state on that device, one random batch of `batch_size`
-  on that device)."""
+  on that device); with `phases`, also the `Phases` functions of the same model and task."""
   mesh = sharding.make_mesh(config.mesh, devices=[device or jax.devices()[0]])
   rules = tuple(tuple(r) for r in config.sharding_rules)
   model = models.build(config.model)
@@ -65,16 +66,79 @@ def _train_step(config, batch_size: int, device=None):
   train_step = step.make_train_step(model, tasks.build_task(config), tx, schedule, mesh=mesh,
                                     rules=rules, state_shardings=shardings,
                                     batch_sharding=batch_sharding, seed=config.seed)
-  return train_step, abstract, make_state, sharding.put_batch(host_batch, batch_sharding)
+  batch = sharding.put_batch(host_batch, batch_sharding)
+  if phases:
+    return train_step, abstract, make_state, batch, _phase_fns(
+        model, tasks.build_task(config), mesh, rules, config.seed)
+  return train_step, abstract, make_state, batch
 
 
-def model_train_flops(config, batch_size: int, device=None) -> float:
-  """XLA's cost analysis of one train step at `batch_size` of `flops.counting_config` (every
-  layer and attention product counted once, no remat recomputation): the FLOPs of MFU."""
+def _phase_fns(model, task, mesh, rules, seed: int):
+  """(forward, forward_backward): jitted `(params, batch_stats, batch) -> loss` and `-> (loss,
+  grads)` of the train step's own loss (`task.prepare`, the model in training mode with the
+  step's RNG streams, `task.loss`), without the optimizer update, clipping, finite check and
+  metrics; under the step's mesh, logical-axis rules and attention kernels."""
+  def loss(params, batch_stats, batch):
+    streams = step.RNG_STREAMS
+    rng = jax.random.fold_in(jax.random.key(seed + 1), 0)  # The first step's (make_train_step).
+    rngs = dict(zip(streams, jax.random.split(rng, len(streams))))
+    batch = task.prepare(batch, rngs.pop('augment'))
+    outputs, _ = model.apply(step._variables(params, batch_stats), batch['video'],  # pylint: disable=protected-access
+                             train=True, rngs=rngs, mutable=['batch_stats'],
+                             **step._model_kwargs(model, task, batch))  # pylint: disable=protected-access
+    return task.loss(outputs, batch)[0]
+
+  with_rules = step._with_rules  # pylint: disable=protected-access
+  return (with_rules(jax.jit(loss), mesh, rules),
+          with_rules(jax.jit(jax.value_and_grad(loss)), mesh, rules))
+
+
+@dataclasses.dataclass
+class Phases:
+  """Our step's parts as separately compiled calls on a `Compiled` step's current state and
+  batch, each waiting for its work: `forward()` (the loss) and `forward_backward()` (the loss
+  and the gradients of every parameter); compile_s is both compiles."""
+  forward: object
+  forward_backward: object
+  compile_s: float
+
+
+def compile_phases(config, compiled: 'Compiled', device=None) -> Phases:
+  """`Phases` of `config` at the batch of `compiled` (its train step, on the same device), timed
+  against the HF peer's forward and forward + backward (benchmarking.harness)."""
+  batch_size = compiled.batch['video'].shape[0]
+  *_, (forward, forward_backward) = _train_step(config, batch_size, device, phases=True)
+  state = compiled.state
+  start = time.perf_counter()
+  fns = [f.lower(state.params, state.batch_stats, compiled.batch).compile()
+         for f in (forward, forward_backward)]
+  compile_s = time.perf_counter() - start
+
+  def call(fn):  # Reads the state at call time: the step donates and replaces it.
+    return lambda: jax.block_until_ready(fn(compiled.state.params, compiled.state.batch_stats,
+                                            compiled.batch))
+
+  return Phases(*map(call, fns), compile_s)
+
+
+# Train step FLOPs per forward FLOP where XLA gives no count: the backward is twice the forward.
+TRAIN_PER_FORWARD = 3
+
+
+def model_train_flops(config, batch_size: int) -> tuple[float, str]:
+  """(FLOPs of one train step at `batch_size`, source): the FLOPs of MFU. XLA's cost analysis of
+  the step of `flops.counting_config` (every layer and attention product counted once, no remat
+  recomputation) lowered on the CPU backend ('xla-cpu'; GPU/TPU plugins give no cost analysis),
+  else TRAIN_PER_FORWARD x `flops.analytic_flops` per clip ('analytic': matrix products and
+  convolutions only)."""
   counting = config.copy_and_resolve_references()
   counting.model = flops.counting_config(config.model)
-  train_step, abstract, _, batch = _train_step(counting, batch_size, device)
-  return float(train_step.lower(abstract, batch).cost_analysis()['flops'])
+  train_step, abstract, _, batch = _train_step(counting, batch_size, jax.devices('cpu')[0])
+  counted = flops.cost_flops(train_step.lower(abstract, batch))
+  if counted is not None:
+    return counted, 'xla-cpu'
+  analytic = flops.analytic_flops(config.model, clip_shape(config))
+  return float(TRAIN_PER_FORWARD * analytic * batch_size), 'analytic'
 
 
 def compile_train_step(config, batch_size: int, device=None, count_flops: bool = True) -> Compiled:
@@ -86,9 +150,9 @@ def compile_train_step(config, batch_size: int, device=None, count_flops: bool =
   start = time.perf_counter()
   compiled = train_step.lower(state, batch).compile()
   compile_s = time.perf_counter() - start
-  return Compiled(compiled, state, batch, compile_s,
-                  model_train_flops(config, batch_size, device) if count_flops else None,
-                  compiled.memory_analysis())
+  train_flops, source = model_train_flops(config, batch_size) if count_flops else (None, None)
+  return Compiled(compiled, state, batch, compile_s, train_flops, compiled.memory_analysis(),
+                  source)
 
 
 def run_step(compiled: Compiled):
@@ -137,17 +201,17 @@ def matmul_flops_per_s(dtype, size: int, repeats: int = 10) -> float:
 
 def summary(config, compiled: Compiled, times: list[float]) -> dict:
   """Our numbers for `config` from its compiled step and step `times`: params, GFLOPs per clip
-  (train step and, except pre-training, forward; XLA cost analysis), compile s, median and fastest step ms, clips/s,
-  train FLOP/s, memory."""
+  (train step and forward: XLA's CPU cost analysis, else analytic; `flops_source` says which),
+  compile s, median and fastest step ms, clips/s, train FLOP/s, memory."""
   batch_size = compiled.batch['video'].shape[0]
   step_s = statistics.median(times)
   shape = clip_shape(config)
+  forward_flops, forward_source = flops.forward_flops(config.model, shape)
   return dict(
       params=flops.param_count(config.model, shape),
       gflops_train_per_clip=compiled.train_flops / batch_size / 1e9,
-      # flops.xla_flops runs the model without RNGs, which masking (pre-training) needs.
-      gflops_forward_per_clip=None if config.task == 'masked_video_modeling' else
-      flops.xla_flops(config.model, shape) / 1e9,
+      gflops_forward_per_clip=forward_flops / 1e9,
+      flops_source=dict(train=compiled.flops_source, forward=forward_source),
       compile_s=compiled.compile_s, step_ms=step_s * 1e3, fastest_step_ms=min(times) * 1e3,
       clips_per_s=batch_size / step_s, train_flops_per_s=compiled.train_flops / step_s,
       compiled_memory_bytes=memory_bytes(compiled.memory), peak_device_bytes=peak_device_bytes())

@@ -29,8 +29,14 @@ JSON); ratio = our clips/s / theirs. `--profile_steps N` adds where the step's t
 kinds, forward/backward/optimizer, layers, top ops: `vivit_jax/benchmarking/profile.py`);
 `--find_max_batch` the largest batch per device, with and without remat.
 
-On a GPU: `tools/gpu_benchmark.sh targets`, then `max_batch`, then `rest` (one device call
-each; the script says what to carry).
+Phases (models with an HF peer): our forward (the loss), forward + backward (loss and every
+gradient, no optimizer) and train step against HF's, each pair timed back to back in every round;
+the last column gives ours / HF median ms and HF ms / our ms (> 1: ours faster). Where XLA gives
+no cost analysis, FLOPs are analytic (marked *).
+
+On a GPU: `OUT_DIR=$OUT tools/gpu_benchmark.sh all` runs every preset in one device call (about
+8 minutes; the script says what to carry), then copy its JSON here and run
+`python -m vivit_jax.benchmarking.report benchmarks`.
 """
 
 
@@ -56,6 +62,13 @@ def write(record: dict, out: str) -> str:
   """Writes OUT/<stem>.json and regenerates OUT/README.md; returns this run's table."""
   with open(os.path.join(out, f'{stem(record)}.json'), 'w') as f:
     json.dump(record, f, indent=1)
+  regenerate(out)
+  return table(record)
+
+
+def regenerate(out: str):
+  """Rewrites OUT/README.md from every models record OUT/*-<date>*.json (e.g. after copying in a
+  GPU run's JSON: `python -m vivit_jax.benchmarking.report benchmarks`)."""
   records = []
   for path in sorted(glob.glob(os.path.join(out, '*-????-??-??*.json'))):
     with open(path) as f:
@@ -64,7 +77,6 @@ def write(record: dict, out: str) -> str:
       records.append(loaded)
   with open(os.path.join(out, 'README.md'), 'w') as f:
     f.write('\n'.join([README_INTRO] + [table(r) for r in records]))
-  return table(record)
 
 
 def _number(value, digits: int = 1) -> str:
@@ -78,21 +90,28 @@ def _gib(value) -> str:
 def table(record: dict) -> str:
   """The markdown section of one run."""
   rows = ['| model | size | clip (T x S^2) x batch | params (M) | GFLOPs/clip | compile s | '
-          'step ms | clips/s | MFU | memory | HF clips/s | ratio |',
-          '|---|---|---|---|---|---|---|---|---|---|---|---|']
+          'step ms | clips/s | MFU | memory | HF clips/s | ratio | ours / HF ms: fwd, '
+          'fwd+bwd, step |',
+          '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
   for r in record['rows']:
-    if 'error' in r:
-      rows.append(f"| {r['model']} | {record['size']} | failed: {_cell(r['error'])} |" +
-                  ' |' * 9)
+    if 'error' in r or 'skipped' in r:
+      text = f"failed: {_cell(r['error'])}" if 'error' in r else f"skipped: {r['skipped']}"
+      rows.append(f"| {r['model']} | {record['size']} | {text} |" + ' |' * 10)
       continue
     hf = r.get('hf') or {}
+    gflops = _number(r['gflops_train_per_clip'], 2) + (
+        '*' if (r.get('flops_source') or {}).get('train') == 'analytic' else '')
     rows.append(
         f"| {r['model']} | {record['size']} | {r['clip']} x {r['batch']} | "
-        f"{r['params'] / 1e6:.2f} | {_number(r['gflops_train_per_clip'], 2)} | "
+        f"{r['params'] / 1e6:.2f} | {gflops} | "
         f"{_number(r['compile_s'])} | {_number(r['step_ms'])} | {_number(r['clips_per_s'])} | "
         f"{_number(100 * r['mfu'])}% | {_gib(r['compiled_memory_bytes'])} | "
-        f"{_number(hf.get('clips_per_s'))} | {_number(r.get('ratio'), 2)} |")
+        f"{_number(hf.get('clips_per_s'))} | {_number(r.get('ratio'), 2)} | "
+        f"{_phase_cell(r.get('phases'))} |")
   extra = [f"- {note}" for note in record['notes']]
+  if any((r.get('flops_source') or {}).get('train') == 'analytic' for r in record['rows']):
+    extra.append('- GFLOPs marked * are analytic (3 x the forward\'s matrix products and '
+                 'convolutions, flops.analytic_flops): XLA gave no cost analysis.')
   if record.get('max_batch'):
     extra.append('- Largest batch that fits on one device: ' + '; '.join(
         _max_batch(m) for m in record['max_batch']) + '.')
@@ -107,6 +126,14 @@ def table(record: dict) -> str:
          'of the traced steps, which on CPU overlap across threads; by kind, by phase, then the '
          'top ops and their layers):', '', *profiles, ''] if profiles else []),
       f"Regenerate: `{record['command']}`.", ''])
+
+
+def _phase_cell(phases) -> str:
+  """'112 / 160 (1.43x); 401 / 388 (0.97x); ...' (ours ms / HF ms (HF/ours)) per phase, or '-'."""
+  if not phases:
+    return '-'
+  return '; '.join(f"{p['ours_ms']:,.0f} / {p['hf_ms']:,.0f} ({p['ratio']:.2f}x)"
+                   for p in phases)
 
 
 def _cell(text: str) -> str:
@@ -134,3 +161,8 @@ def _profile(r: dict) -> str:
   return (f"- {r['model']}: ops {p['device_ms_per_step']:,.1f} ms per step of "
           f"{r['step_ms']:,.1f}. Kinds: {_shares(p['by_kind'], 5)}. Phases: "
           f"{_shares(p['by_phase'], 4)}. Top ops: {top}.")
+
+
+if __name__ == '__main__':
+  import sys  # pylint: disable=import-outside-toplevel
+  regenerate(sys.argv[1] if len(sys.argv) > 1 else 'benchmarks')

@@ -11,6 +11,9 @@ needs memory for the weights.
 
 XLA counts a while loop's body once and a cuDNN custom call not at all, so XLA counts are taken of
 `counting_config`: the model unscanned, without remat and with XLA attention (the same maths).
+They are lowered for the CPU backend (`jax.devices('cpu')`, present on every host): GPU and TPU
+PJRT plugins return no cost analysis (None). `cost_flops` reads one without ever indexing a None;
+where none is given, callers fall back to `analytic_flops`.
 """
 import math
 
@@ -102,6 +105,22 @@ def _timesformer(m: ml_collections.ConfigDict, shape) -> int:
           + 2 * d * m.num_classes)
 
 
+def _videomae_pretrain(m: ml_collections.ConfigDict, shape) -> int:
+  """VideoMAE pre-training on a (T, H, W) clip: the embedding of all N cubes, the encoder's joint
+  attention over the V = N - M visible ones, `encoder_to_decoder`, the decoder over the V visible
+  plus K mask tokens (its blocks' attention included) and its `head` on the K reconstructed cubes
+  (M masked, K reconstructed: VideoMAEPretrain.num_masked)."""
+  t, h, w = shape
+  grid = (t // m.tubelet_size, h // m.patch_size, w // m.patch_size)
+  n, cube = math.prod(grid), m.tubelet_size * m.patch_size ** 2 * CHANNELS
+  masked, keep = models.build(m).num_masked(grid)
+  visible, d, dd = n - masked, m.hidden_size, m.decoder_hidden_size
+  return (_embedding(n, m.tubelet_size * m.patch_size ** 2, d)
+          + _joint_encoder(m.num_layers, 1, visible, d, m.mlp_dim) + 2 * visible * d * dd
+          + _joint_encoder(m.decoder_num_layers, 1, visible + keep, dd, m.decoder_mlp_dim)
+          + 2 * keep * dd * cube)
+
+
 def _videomae(m: ml_collections.ConfigDict, shape) -> int:
   """VideoMAE's classifier on a (T, H, W) clip: joint attention over all cubes (no CLS token)."""
   t, h, w = shape
@@ -111,7 +130,8 @@ def _videomae(m: ml_collections.ConfigDict, shape) -> int:
           + _joint_encoder(m.num_layers, 1, n, d, m.mlp_dim) + 2 * d * m.num_classes)
 
 
-ANALYTIC = {'vivit': _vivit, 'timesformer': _timesformer, 'videomae': _videomae}
+ANALYTIC = {'vivit': _vivit, 'timesformer': _timesformer, 'videomae': _videomae,
+            'videomae_pretrain': _videomae_pretrain}
 
 
 def analytic_flops(model_config: ml_collections.ConfigDict, input_shape) -> int:
@@ -124,10 +144,11 @@ def analytic_flops(model_config: ml_collections.ConfigDict, input_shape) -> int:
 
 def module_layer_flops(model: nn.Module, variables, *inputs, **kwargs) -> int:
   """2 x the multiply-adds of every nn.Conv and nn.Dense that `model.apply(variables, *inputs,
-  train=False, **kwargs)` calls (abstract arrays suffice): per call, the output elements times the
+  train=False, **kwargs)` calls (abstract arrays suffice; masks, e.g. pre-training's, drawn from
+  a fixed key): per call, the output elements times the
   kernel's size over its output axis (the kernel's input window x Cin / groups)."""
   _, state = jax.eval_shape(lambda v, x, kw: model.apply(
-      v, *x, train=False, mutable=['intermediates'], **kw,
+      v, *x, train=False, mutable=['intermediates'], rngs={'masking': jax.random.key(0)}, **kw,
       capture_intermediates=lambda m, _: isinstance(m, (nn.Conv, nn.Dense))),
       variables, inputs, kwargs)
 
@@ -162,12 +183,45 @@ def _abstract(model_config: ml_collections.ConfigDict, input_shape):
   return model, variables, video, extra
 
 
-def xla_flops(model_config: ml_collections.ConfigDict, input_shape) -> float:
+def cost_flops(stage) -> float | None:
+  """The 'flops' of a `jax.stages.Lowered` or `Compiled` stage's cost analysis, or None where the
+  backend gives none (GPU and TPU PJRT plugins return None) or it has no 'flops' entry. Reads the
+  dict (or older JAX's one-element list) without indexing a missing analysis."""
+  try:
+    analysis = stage.cost_analysis()
+  except Exception:  # pylint: disable=broad-except  # Backends without it may also raise.
+    return None
+  if isinstance(analysis, (list, tuple)):
+    analysis = analysis[0] if analysis else None
+  flops = analysis.get('flops') if isinstance(analysis, dict) else None
+  return float(flops) if flops is not None and flops >= 0 else None
+
+
+def on_cpu(tree):
+  """Abstract copies (jax.ShapeDtypeStruct) of the arrays of `tree` placed on the first CPU
+  device: a jit lowered on them is lowered (and cost-analysed) by the CPU backend, whatever the
+  default backend is."""
+  sharding = jax.sharding.SingleDeviceSharding(jax.devices('cpu')[0])
+  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)
+
+
+def xla_flops(model_config: ml_collections.ConfigDict, input_shape) -> float | None:
   """XLA's cost analysis ('flops') of the lowered, unoptimised forward pass on one clip (of
-  `counting_config`)."""
+  `counting_config`), lowered for the CPU backend; None if it gives none (`cost_flops`).
+  Pre-training's masks are drawn from a fixed 'masking' key."""
   model, variables, video, extra = _abstract(counting_config(model_config), input_shape)
-  forward = jax.jit(lambda v, x, kw: model.apply(v, x, train=False, **kw))
-  return float(forward.lower(variables, video, extra).cost_analysis()['flops'])
+  rngs = {'masking': jax.random.key(0)} if model_config.name == 'videomae_pretrain' else {}
+  forward = jax.jit(lambda v, x, kw, r: model.apply(v, x, train=False, rngs=r, **kw))
+  return cost_flops(forward.lower(*on_cpu((variables, video, extra, rngs))))
+
+
+def forward_flops(model_config: ml_collections.ConfigDict, input_shape) -> tuple[float, str]:
+  """(FLOPs of one clip's forward pass, source): `xla_flops` ('xla-cpu') where XLA gives a count,
+  else `analytic_flops` ('analytic')."""
+  counted = xla_flops(model_config, input_shape)
+  if counted is not None:
+    return counted, 'xla-cpu'
+  return float(analytic_flops(model_config, input_shape)), 'analytic'
 
 
 def param_count(model_config: ml_collections.ConfigDict, input_shape) -> int:
