@@ -420,6 +420,7 @@ def memory(workdir: str, out: str) -> dict:
                           batch=_BATCH.value or memory_table.DEFAULT_BATCH,
                           remats=tuple(_REMAT_ARMS.value), xla_rows=tuple(_XLA_MODELS.value),
                           find_largest=_LARGEST_BATCH.value,
+                          sources={n: presets.MODELS[n] for n in names},
                           on_update=lambda record: write_results('memory', record, out))
 
 

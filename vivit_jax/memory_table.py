@@ -150,7 +150,8 @@ def largest_batch(compile_at: Callable[[int], aot.Result], target: aot.Target,
 def row(arm: Arm, result: aot.Result, target: aot.Target) -> dict:
   """The table row of `arm` compiled at its batch."""
   return dict(preset=arm.preset, target=arm.target, attention_impl=arm.attention_impl,
-              remat=arm.remat, batch=result.batch_size, kernel=result.kernel,
+              remat=arm.remat, batch=result.batch_size,
+              kernel=result.kernel if arm.attention_impl else None,
               memory_bytes=result.memory_bytes, argument_bytes=result.argument_bytes,
               output_bytes=result.output_bytes, temp_bytes=result.temp_bytes,
               alias_bytes=result.alias_bytes, oom=result.oom, fits=fits(result, target),
@@ -158,17 +159,22 @@ def row(arm: Arm, result: aot.Result, target: aot.Target) -> dict:
 
 
 def run(configs: dict, targets, *, batch: int = DEFAULT_BATCH, remats=('none', 'full'),
-        xla_rows=XLA_ROWS, find_largest: bool = True, second: int = SECOND_BATCH,
-        compile_fn: Callable = aot.compile_train_step,
+        xla_rows=XLA_ROWS, find_largest: bool = True, largest_remat: Optional[str] = 'full',
+        second: int = SECOND_BATCH,
+        compile_fn: Callable = aot.compile_train_step, sources: Optional[dict] = None,
         on_update: Callable[[dict], None] = lambda record: None, log=print) -> dict:
   """The memory record of presets `configs` (name -> real-size config) on `targets` (names of
-  aot.TARGETS): one row per arm (see `arms`) at `batch`, with its largest batch if
-  `find_largest`; `on_update(record)` after every row."""
+  aot.TARGETS): one row per arm (see `arms`) at `batch`; with `find_largest`, the largest batch
+  of the 'auto' arms (and of attention-free models) with remat `largest_remat` (None: every
+  remat; the presets of `xla_rows` get it for every remat); `on_update(record)` after every
+  row. `sources`: preset name -> its config file, for the report."""
   record = dict(benchmark='memory', batch=batch,
                 targets={t: dict(description=aot.target(t).description,
                                  capacity_bytes=aot.target(t).capacity_bytes,
                                  capacity_note=aot.target(t).capacity_note) for t in targets},
-                rows=[], versions=versions(), machine=f'{platform.machine()} CPU (compile-only)',
+                presets=dict(sources or {}), rows=[], versions=versions(),
+                compiler_options={t: aot.COMPILER_OPTIONS[aot.target(t).platform]
+                                  for t in targets}, machine=f'{platform.machine()} CPU (compile-only)',
                 commit=_commit(), date=datetime.date.today().isoformat())
   todo = arms(configs, targets, remats, xla_rows)
   start = time.perf_counter()
@@ -191,7 +197,9 @@ def run(configs: dict, targets, *, batch: int = DEFAULT_BATCH, remats=('none', '
       on_update(record)
       continue
     entry = row(arm, result, target)
-    if find_largest and target.capacity_bytes is not None:
+    if (find_largest and target.capacity_bytes is not None and arm.attention_impl in (None, 'auto')
+        and (largest_remat is None or arm.remat in (None, largest_remat)
+             or arm.preset in xla_rows)):
       try:
         entry['largest_batch'] = largest_batch(compile_at, target, {batch: result}, second)
       except Exception as error:  # pylint: disable=broad-except
@@ -246,6 +254,27 @@ def _largest(entry: dict) -> str:
   return f"{lb['largest']}" if lb['exact'] else f"{lb['largest']} (< {lb['refused']})"
 
 
+def headline(record: dict, preset: str = 'vivit1') -> list[str]:
+  """Markdown lines: `preset`'s bytes at the table's batch per kernel and remat, and its largest
+  batch, on each target."""
+  out = []
+  for name, t in record['targets'].items():
+    rows = [r for r in record['rows'] if r['target'] == name and r['preset'] == preset
+            and 'error' not in r]
+    if not rows:
+      continue
+    cells = [f"{r['attention_impl']} ({r['kernel']}) remat {r['remat']}: "
+             + (f"{_gib(r['memory_bytes'])} GiB" if r['oom'] is None else 'refused' + (
+                 f" (temporaries {_gib(r['memory_bytes'])} GiB)" if r['memory_bytes'] else ''))
+             for r in rows]
+    largest = [f"{r['attention_impl']} remat {r['remat']}: {_largest(r)}" for r in rows
+               if r.get('largest_batch')]
+    out.append(f"- **{preset} on {name}** ({_gib(t['capacity_bytes'])} GiB), batch "
+               f"{record['batch']}: " + '; '.join(cells) + '. Largest batch: '
+               + ('; '.join(largest) or '-') + '.')
+  return (['## Headline', ''] + out + ['']) if out else []
+
+
 def table(record: dict) -> str:
   """benchmarks/memory.md of the record."""
   batch = record['batch']
@@ -258,6 +287,7 @@ def table(record: dict) -> str:
            f"that fits the target, found by compiles (predicted from two batches, bytes ~ affine "
            f"in the batch, then confirmed: the batch above it does not fit; '(< n)' where the "
            f"search stopped before the batch above was checked).", '']
+  lines += headline(record)
   for name, t in record['targets'].items():
     rows = [r for r in record['rows'] if r['target'] == name]
     if not rows:
@@ -280,6 +310,16 @@ def table(record: dict) -> str:
                    f"{_largest(r)} | {r['compile_s']} |")
     lines.append('')
   v = record['versions']
+  if record.get('presets'):
+    lines += ['Presets: ' + ', '.join(f'{n} `{p}`' for n, p in record['presets'].items()) + '.',
+              '']
+  options = record.get('compiler_options') or {}
+  if options:
+    lines += ['XLA options of the deviceless compiles: ' + '; '.join(
+        f'{t}: ' + (', '.join(f'{k}={v}' for k, v in o.items()) or 'defaults')
+        for t, o in options.items()) + ' (no device to autotune on; libtpu at its default '
+        'effort takes 5+ minutes per step here, and the bytes barely differ: ViViT-B Model 1, '
+        'xla attention, remat full, batch 2: 2.78 GiB at -1 vs 2.92 GiB at the default).', '']
   lines += [f"jax {v.get('jax')}, jax-cuda12-plugin {v.get('jax-cuda12-plugin')}, libtpu "
             f"{v.get('libtpu')}; commit {record.get('commit')}, {record.get('date')}; "
             f"{record.get('machine')}"
