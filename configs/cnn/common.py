@@ -5,8 +5,11 @@ Every preset starts from configs/default.py (so it has every section the trainer
 paper's dataset, model and SGD recipe, and with the argument 'tiny' becomes a CPU-size version on
 the built-in synthetic_motion dataset: the same architecture family and choices (block kinds,
 depth, temporal kernels, pooling, non-local blocks, dropout, optimizer and peak learning rate;
-only C3D's tiny version raises its learning rate, see its preset) at base_width 8, TINY_STEPS
-steps, default.py's batch sizes.
+only C3D's tiny version raises its learning rate, see its preset) and the same compute dtype
+(bfloat16, float32 parameters) at base_width 8, TINY_STEPS steps, default.py's batch sizes. The
+tiny accuracies and times quoted in the presets' docstrings and benchmarks/motion_models.md were
+measured in float32, before the tiny versions kept bfloat16; --config.model.dtype=float32
+reproduces those runs.
 
 Kinetics presets train on crops after short-side scale jitter and test on crops of frames
 resized to a fixed short side (PySlowFast's TRAIN_JITTER_SCALES / TEST_CROP_SIZE). What the
@@ -94,7 +97,8 @@ def parse_arg(arg, variants=()) -> tuple[str, bool]:
 
 def tiny(config, *, num_frames: int = 8, stride: int = 2, crop_size: int = 28, **model):
   """`config` at CPU size on synthetic_motion (clips num_frames x crop_size^2 at `stride`, no
-  flip), 10 classes, base_width TINY_BASE_WIDTH, float32, `model` further config.model fields;
+  flip), 10 classes, base_width TINY_BASE_WIDTH (dtype stays the preset's), `model` further
+  config.model fields;
   TINY_STEPS steps from scratch with default.py's batch sizes and checkpointing. The optimizer
   keeps its kind and peak learning rate; its warmup becomes TINY_WARMUP_STEPS."""
   small = default_config()
@@ -106,7 +110,7 @@ def tiny(config, *, num_frames: int = 8, stride: int = 2, crop_size: int = 28, *
   config.train.update(num_steps=TINY_STEPS, eval_every_steps=TINY_STEPS)
   config.optimizer.warmup_steps = TINY_WARMUP_STEPS
   config.init_from.path = ''
-  config.model.update(num_classes=10, base_width=TINY_BASE_WIDTH, dtype='float32', **model)
+  config.model.update(num_classes=10, base_width=TINY_BASE_WIDTH, **model)
   return config
 
 

@@ -13,6 +13,9 @@ read by the ViT model.
 
   python -m vivit_jax.main --config configs/timesformer/base_8x224.py --workdir runs/tsf_b
   python -m vivit_jax.main --config configs/timesformer/base_8x224.py:tiny --workdir runs/tiny
+
+The tiny version (configs/vivit/common.py tiny()) shrinks the model and clips only: it keeps
+bfloat16, scan_layers, stochastic depth 0.1 and the optimizer.
 """
 import os
 import runpy

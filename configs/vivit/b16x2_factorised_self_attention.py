@@ -12,7 +12,8 @@ Table 4.
       --workdir runs/tiny
 
 The first needs a 'kinetics400' TFDS dataset and config.init_from.path (ViT ImageNet-21k); the
-second trains the same variant and optimizer at CPU size on synthetic_motion (300 steps).
+second trains the same variant and optimizer, in bfloat16 with scanned layers as the first, at
+CPU size on synthetic_motion (300 steps).
 """
 import os
 import runpy

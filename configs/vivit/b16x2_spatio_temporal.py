@@ -10,7 +10,8 @@ learning rate 0.1); Arnab et al. 2021 (ViViT, arXiv:2103.15691), Sec. 3.3 Model 
       --workdir runs/tiny
 
 The first needs a 'kinetics400' TFDS dataset and config.init_from.path (ViT ImageNet-21k); the
-second trains the same variant and optimizer at CPU size on synthetic_motion (300 steps).
+second trains the same variant and optimizer, in bfloat16 with scanned layers as the first, at
+CPU size on synthetic_motion (300 steps).
 """
 import os
 import runpy

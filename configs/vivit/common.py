@@ -29,8 +29,9 @@ WARMUP_EPOCHS = 2.5
 STEPS_PER_EPOCH = KINETICS400_TRAIN_CLIPS // BATCH_SIZE
 TINY_STEPS = 300
 _CONFIGS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_TINY_SIZES = ('hidden_size', 'num_layers', 'num_heads', 'mlp_dim', 'num_classes',
-               'dtype', 'remat', 'scan_layers')
+# The config.model fields tiny() takes from configs/default.py: sizes only. dtype, param_dtype,
+# remat, scan_layers, stochastic depth, dropout and attention_impl stay the preset's.
+_TINY_SIZES = ('hidden_size', 'num_layers', 'num_heads', 'mlp_dim', 'num_classes')
 
 
 def default_config():
@@ -85,8 +86,11 @@ def with_arg(config, arg):
 
 def tiny(config):
   """`config` at CPU size: configs/default.py's dataset (synthetic_motion, 8x28x28 clips), model
-  sizes, batch sizes and checkpointing, TINY_STEPS steps from scratch; the variant, tokenizer,
-  classifier, regularisation and optimizer (with its peak learning rate) stay."""
+  sizes (width, depth, heads, patches; Model 2: 2 temporal layers), batch sizes and
+  checkpointing, TINY_STEPS steps from scratch. Everything else stays the preset's: the variant,
+  tokenizer, classifier, regularisation (dropout, stochastic depth), the speed options (dtype
+  bfloat16 with float32 params, scan_layers, remat, attention_impl) and the optimizer with its
+  peak learning rate, so a tiny run on CPU exercises the paper run's code paths."""
   small = default_config()
   config.dataset, config.checkpoint = small.dataset, small.checkpoint
   config.train.update({k: small.train[k] for k in ('batch_size', 'eval_batch_size',

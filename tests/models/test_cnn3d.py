@@ -375,7 +375,7 @@ def test_preset_structure_and_tiny_version(path):
                                           learning_rate=tiny_lr)
   assert (tiny.dataset.name, tiny.model.num_classes, tiny.model.base_width,
           tiny.train.num_steps) == ('synthetic_motion', 10, 8, 300)
-  for key in set(full.model) - {'num_classes', 'base_width', 'fc_width', 'dtype'}:
+  for key in set(full.model) - {'num_classes', 'base_width', 'fc_width'}:
     assert tiny.model[key] == full.model[key], key
   model = models.build(full.model)
   if 'i3d' in path:

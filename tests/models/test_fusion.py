@@ -155,7 +155,7 @@ def test_presets(path):
                                           learning_rate=0.1)
   assert (tiny.dataset.name, tiny.dataset.num_frames, tiny.model.num_classes,
           tiny.model.base_width, tiny.train.num_steps) == ('synthetic_motion', 8, 10, 8, 300)
-  for key in set(full.model) - {'num_classes', 'base_width', 'hidden_width', 'dtype'}:
+  for key in set(full.model) - {'num_classes', 'base_width', 'hidden_width'}:
     assert tiny.model[key] == full.model[key], key
   model, ds = models.build(full.model), full.dataset
   params = _abstract(model, (1, ds.num_frames, 170, 170, 3))['params']

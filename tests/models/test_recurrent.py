@@ -229,8 +229,8 @@ def test_preset_tiny_versions(path):
   assert tiny.optimizer.to_dict() == dict(load_config().optimizer.to_dict(), warmup_steps=60)
   assert (full.optimizer.name, full.optimizer.momentum) == ('sgd', 0.9)
   assert (tiny.dataset.name, tiny.model.num_classes, tiny.model.base_width, tiny.model.dtype,
-          tiny.train.num_steps) == ('synthetic_motion', 10, 8, 'float32', 300)
-  for key in set(full.model) - {'num_classes', 'base_width', 'hidden_widths', 'dtype', 'readout'}:
+          tiny.train.num_steps) == ('synthetic_motion', 10, 8, 'bfloat16', 300)
+  for key in set(full.model) - {'num_classes', 'base_width', 'hidden_widths', 'readout'}:
     assert tiny.model[key] == full.model[key], key
   if 'conv_gru' in path:
     assert tuple(tiny.model.hidden_widths) == (8, 16, 32, 64)

@@ -235,7 +235,7 @@ def test_preset_and_tiny_version():
   assert full.train.batch_size == 64
   assert (full.train.num_steps, opt.warmup_steps) == (196 * steps_per_epoch, 34 * steps_per_epoch)
   assert tiny.optimizer.to_dict() == dict(opt.to_dict(), warmup_steps=60)
-  for key in set(full.model) - {'num_classes', 'base_width', 'beta_inv', 'dtype'}:
+  for key in set(full.model) - {'num_classes', 'base_width', 'beta_inv'}:
     assert tiny.model[key] == full.model[key], key
   assert (tiny.model.base_width, tiny.model.beta_inv, tiny.model.num_classes) == (8, 4, 10)
   ds = tiny.dataset
