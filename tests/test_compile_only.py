@@ -16,22 +16,22 @@ from vivit_jax import aot, memory_table
 
 def _fake_compiles(bytes_at, target):
   """compile_at(b) -> aot.Result from `bytes_at(b)`, refusing like the TPU compiler (an OOM
-  result carrying the temporaries) when `target` limits temporaries; and the batches asked."""
+  result with estimated bytes) when `target` is named 'refuses'; and the batches asked."""
   asked = []
 
   def compile_at(b):
     asked.append(b)
     n = bytes_at(b)
-    if target.limit == 'temp' and n > target.capacity_bytes:
+    if target.name == 'refuses' and n > target.capacity_bytes:
       return aot.Result(target.name, b, 1.0, memory_bytes=n, oom='RESOURCE_EXHAUSTED')
     return aot.Result(target.name, b, 1.0, memory_bytes=n, temp_bytes=n)
   return compile_at, asked
 
 
-@pytest.mark.parametrize('limit', ['memory', 'temp'])
+@pytest.mark.parametrize('name', ['fake', 'refuses'])
 @pytest.mark.parametrize('capacity', [1000, 5555, 123_456])
-def test_largest_batch_search_is_exact_in_few_compiles(limit, capacity):
-  target = aot.Target('fake', 'cpu', 'fake', capacity, '', '', limit=limit)
+def test_largest_batch_search_is_exact_in_few_compiles(name, capacity):
+  target = aot.Target(name, 'cpu', 'fake', capacity, '', '')
   # Affine with an alignment wobble, like XLA's buffers.
   bytes_at = lambda b: 300 + 37 * b + 8 * (b % 3)
   truth = max(b for b in range(1, 10_000) if bytes_at(b) <= capacity)

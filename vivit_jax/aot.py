@@ -17,6 +17,7 @@ the real accelerator would run.
 import contextlib
 import dataclasses
 import functools
+import math
 import os
 import re
 import time
@@ -71,9 +72,6 @@ class Target:
   capacity_bytes: Optional[int]
   capacity_note: str
   wheels: str  # What must be installed to compile for it.
-  # What the capacity limits: 'memory' (all bytes of the program) or 'temp' (its temporaries:
-  # the TPU compiler refuses a program whose temporaries exceed the chip's free HBM).
-  limit: str = 'memory'
 
 
 TARGETS = {
@@ -84,9 +82,9 @@ TARGETS = {
         "jax-cuda12-plugin and jax-cuda12-pjrt of the installed jax (pip install -e '.[aot]')"),
     'v5e': Target(
         'v5e', 'tpu', 'TPU v5 lite (v5e), one chip of a compile-only 2x2 slice',
-        int(15.75 * GIB), "of one chip's 16 GiB HBM, what libtpu lets a program's temporaries "
-        "use; it refuses to compile a step that needs more",
-        "libtpu of the installed jax's `tpu` extra (pip install -e '.[aot]')", limit='temp'),
+        int(15.75 * GIB), "of one chip's 16 GiB HBM, what libtpu calls available; it refuses "
+        "to compile a step whose temporaries alone need more",
+        "libtpu of the installed jax's `tpu` extra (pip install -e '.[aot]')"),
     'cpu': Target('cpu', 'cpu', 'this machine\'s CPU', None, 'no limit', 'nothing'),
 }
 # Deviceless GPU compiles cannot time kernels: choose them heuristically, and leave matmuls to
@@ -181,8 +179,8 @@ class Result:
   target: str
   batch_size: int
   compile_s: float
-  # arguments + outputs + temporaries - aliased; for an OOM refusal, the temporaries it needed
-  # (where the message says).
+  # arguments + outputs + temporaries - aliased; for an OOM refusal (estimated), the
+  # temporaries it says it needed + the step's inputs and outputs less the donated state.
   memory_bytes: Optional[int] = None
   argument_bytes: Optional[int] = None
   output_bytes: Optional[int] = None
@@ -234,9 +232,12 @@ def compile_train_step(config, batch_size: int, target_name: str) -> Result:
   except Exception as error:  # pylint: disable=broad-except
     if not is_oom(error):
       raise
-    return Result(target_name, batch_size, time.perf_counter() - start, kernel=kernel_of(
-                      lowered.as_text()) if 'lowered' in locals() else None,
-                  memory_bytes=needed_bytes_from_error(error), oom=str(error).strip()[:500])
+    temp = needed_bytes_from_error(error)
+    lowered = locals().get('lowered')
+    return Result(target_name, batch_size, time.perf_counter() - start,
+                  kernel=kernel_of(lowered.as_text()) if lowered is not None else None,
+                  memory_bytes=temp + io_bytes(lowered) if temp and lowered is not None else None,
+                  temp_bytes=temp, oom=str(error).strip()[:500])
   seconds = time.perf_counter() - start
   m = compiled.memory_analysis()
   return Result(target_name, batch_size, seconds, kernel=kernel_of(lowered.as_text()),
@@ -245,6 +246,15 @@ def compile_train_step(config, batch_size: int, target_name: str) -> Result:
                 argument_bytes=int(m.argument_size_in_bytes),
                 output_bytes=int(m.output_size_in_bytes), temp_bytes=int(m.temp_size_in_bytes),
                 alias_bytes=int(m.alias_size_in_bytes))
+
+
+def io_bytes(lowered) -> int:
+  """Arguments + outputs - donated arguments of a lowered step, from its shapes (what
+  memory_analysis() adds to the temporaries, the donated state aliased to the new state)."""
+  size = lambda x: math.prod(x.shape) * getattr(x.dtype, 'itemsize', 0)
+  args = jax.tree.leaves(lowered.args_info)
+  return int(sum(size(a) for a in args if not a.donated)
+             + sum(size(o) for o in jax.tree.leaves(lowered.out_info)))
 
 
 def _assume_cudnn():

@@ -61,10 +61,9 @@ def arm_config(config, arm: Arm):
 
 
 def _measure(result: aot.Result, target: aot.Target) -> Optional[int]:
-  """The bytes compared with the target's capacity: all bytes of the step, or (targets whose
-  compiler enforces a limit on temporaries, TPU) its temporaries."""
-  return result.temp_bytes if target.limit == 'temp' and result.oom is None else \
-      result.memory_bytes
+  """The bytes compared with the target's capacity (estimated for a compiler's refusal)."""
+  del target
+  return result.memory_bytes
 
 
 def fits(result: aot.Result, target: aot.Target) -> bool:
@@ -265,7 +264,7 @@ def headline(record: dict, preset: str = 'vivit1') -> list[str]:
       continue
     cells = [f"{r['attention_impl']} ({r['kernel']}) remat {r['remat']}: "
              + (f"{_gib(r['memory_bytes'])} GiB" if r['oom'] is None else 'refused' + (
-                 f" (temporaries {_gib(r['memory_bytes'])} GiB)" if r['memory_bytes'] else ''))
+                 f" (needs ~{_gib(r['memory_bytes'])} GiB)" if r['memory_bytes'] else ''))
              for r in rows]
     largest = [f"{r['attention_impl']} remat {r['remat']}: {_largest(r)}" for r in rows
                if r.get('largest_batch')]
@@ -286,7 +285,10 @@ def table(record: dict) -> str:
            f"lowered (`auto`: chosen by the platform compiled for). *largest batch*: the largest "
            f"that fits the target, found by compiles (predicted from two batches, bytes ~ affine "
            f"in the batch, then confirmed: the batch above it does not fit; '(< n)' where the "
-           f"search stopped before the batch above was checked).", '']
+           f"search stopped before the batch above was checked). *refused*: the compiler "
+           f"itself refused (TPU: temporaries over the chip's free HBM); the bytes it needs "
+           f"are then its temporaries + the step's inputs and outputs less the donated state.",
+           '']
   lines += headline(record)
   for name, t in record['targets'].items():
     rows = [r for r in record['rows'] if r['target'] == name]
@@ -303,7 +305,7 @@ def table(record: dict) -> str:
                      f" | error: {r['error'][:120].replace('|', '/')} | | | | | |")
         continue
       total = (_gib(r['memory_bytes']) if r['oom'] is None else
-               f"refused (temp {_gib(r['memory_bytes'])})" if r['memory_bytes'] else 'refused')
+               f"refused (needs ~{_gib(r['memory_bytes'])})" if r['memory_bytes'] else 'refused')
       lines.append(f"| {r['preset']} | {r['attention_impl'] or '-'} | {r['kernel'] or '-'} | "
                    f"{r['remat'] or '-'} | {total} | {_gib(r['argument_bytes'])} | "
                    f"{_gib(r['temp_bytes'])} | {'yes' if r['fits'] else 'no'} | "
