@@ -59,9 +59,10 @@ def get_config(arg=None):
       attention_dropout_rate=0.0,
       stochastic_depth=0.1,
       classifier='token',  # 'token' (CLS) or 'gap' (global average pool).
-      attention_impl='auto',  # 'auto': cuDNN flash attention where it runs (GPU, bf16/fp16,
-                              # head dim % 8 == 0, no attention dropout), else XLA; 'xla';
-                              # 'cudnn' (an error where it cannot run).
+      attention_impl='auto',  # 'auto': the flash kernel of the platform compiled for (GPU:
+                              # cuDNN, TPU: Pallas splash) where it fits, else 'chunked'
+                              # (memory-efficient XLA); 'xla', 'cudnn', 'pallas' (an error
+                              # where it cannot run), 'chunked'. See vivit_jax/models/attention.py.
       remat='none',  # Recompute each transformer block in the backward pass: 'none', 'full'
                      # (save nothing) or 'dots' (save the matmuls without batch dims).
       scan_layers=False,  # nn.scan over identical blocks: one compiled block, params stacked

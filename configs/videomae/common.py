@@ -112,7 +112,7 @@ def pretrain(arg, *, dataset: str):
       name='videomae_pretrain', **_model_fields(size, tiny, pretrain=True), mask_type='tube',
       mask_ratio=0.9, decoder_mask_ratio=0.0, norm_pix_loss=True,
       pixel_mean=config.dataset.mean, pixel_std=config.dataset.std, encoder_norm=True,
-      stochastic_depth=0.0, attention_impl='xla', dtype='bfloat16', param_dtype='float32',
+      stochastic_depth=0.0, attention_impl='auto', dtype='bfloat16', param_dtype='float32',
       remat='none', scan_layers=False))
   config.train.update(label_smoothing=0.0)
   if tiny:
@@ -141,7 +141,7 @@ def finetune(arg, *, dataset: str):
   config.model = ml_collections.ConfigDict(dict(
       name='videomae', num_classes=10 if tiny else num_classes,
       **_model_fields(size, tiny, pretrain=False), use_mean_pooling=True, fc_norm=True,
-      stochastic_depth=0.1, dropout_rate=0.0, attention_dropout_rate=0.0, attention_impl='xla',
+      stochastic_depth=0.1, dropout_rate=0.0, attention_dropout_rate=0.0, attention_impl='auto',
       dtype='bfloat16', param_dtype='float32', remat='none', scan_layers=False))
   config.train.update(label_smoothing=0.1, mixup_alpha=0.8, cutmix_alpha=1.0,
                       mixup_switch_prob=0.5)

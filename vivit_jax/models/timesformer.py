@@ -123,7 +123,7 @@ class TimeSformer(nn.Module):
   dropout_rate: float
   attention_dropout_rate: float
   stochastic_depth: float
-  attention_impl: str  # 'auto', 'xla' or 'cudnn' (layers.ATTENTION_IMPLS).
+  attention_impl: str  # layers.ATTENTION_IMPLS; see models/attention.py.
   dtype: Dtype
   param_dtype: Dtype
   layer_norm_eps: float = 1e-6

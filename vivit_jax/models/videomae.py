@@ -159,7 +159,7 @@ class _Encoder(nn.Module):
   dropout_rate: float = 0.0
   attention_dropout_rate: float = 0.0
   stochastic_depth: float = 0.0
-  attention_impl: str = 'xla'  # 'auto', 'xla' or 'cudnn' (layers.ATTENTION_IMPLS).
+  attention_impl: str = 'auto'  # layers.ATTENTION_IMPLS; see models/attention.py.
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
   layer_norm_eps: float = layers.LN_EPSILON  # Encoder (and decoder) blocks; HF's default 1e-12.

@@ -68,7 +68,7 @@ class ViViT(nn.Module):
   attention_dropout_rate: float
   stochastic_depth: float
   classifier: str  # 'token' (CLS) or 'gap' (mean over tokens); Models 3 and 4: 'gap'.
-  attention_impl: str  # 'auto', 'xla' or 'cudnn' (layers.ATTENTION_IMPLS).
+  attention_impl: str  # layers.ATTENTION_IMPLS; see models/attention.py.
   dtype: Dtype
   param_dtype: Dtype
   tokenizer: str = 'tubelet'  # 'tubelet' or 'frame'.
