@@ -78,7 +78,7 @@ TARGETS = {
     'h200': Target(
         'h200', 'cuda', 'NVIDIA H200 141GB HBM3e (compile-only, XLA GpuTargetConfig)',
         int(0.95 * 151397597184),
-        "95% of its 141 GiB (tools/gpu_benchmark.sh's XLA_PYTHON_CLIENT_MEM_FRACTION)",
+        "95% of its 141 GiB: tools/gpu_benchmark.sh's XLA_PYTHON_CLIENT_MEM_FRACTION",
         "jax-cuda12-plugin and jax-cuda12-pjrt of the installed jax (pip install -e '.[aot]')"),
     'v5e': Target(
         'v5e', 'tpu', 'TPU v5 lite (v5e), one chip of a compile-only 2x2 slice',

@@ -167,7 +167,7 @@ def run(configs: dict, targets, *, batch: int = DEFAULT_BATCH, remats=('none', '
   of the 'auto' arms (and of attention-free models) with remat `largest_remat` (None: every
   remat; the presets of `xla_rows` get it for every remat); `on_update(record)` after every
   row. `sources`: preset name -> its config file, for the report."""
-  record = dict(benchmark='memory', batch=batch,
+  record = dict(benchmark='memory', batch=batch, xla_rows=list(xla_rows),
                 targets={t: dict(description=aot.target(t).description,
                                  capacity_bytes=aot.target(t).capacity_bytes,
                                  capacity_note=aot.target(t).capacity_note) for t in targets},
@@ -287,8 +287,10 @@ def table(record: dict) -> str:
            f"in the batch, then confirmed: the batch above it does not fit; '(< n)' where the "
            f"search stopped before the batch above was checked). *refused*: the compiler "
            f"itself refused (TPU: temporaries over the chip's free HBM); the bytes it needs "
-           f"are then its temporaries + the step's inputs and outputs less the donated state.",
-           '']
+           f"are then its temporaries + the step's inputs and outputs less the donated state. "
+           f"Largest batch '-': not searched (it is for the 'auto' kernel at remat full, models "
+           f"without attention, and every remat of {', '.join(record.get('xla_rows', [])) or '-'}"
+           f").", '']
   lines += headline(record)
   for name, t in record['targets'].items():
     rows = [r for r in record['rows'] if r['target'] == name]
@@ -325,7 +327,8 @@ def table(record: dict) -> str:
   lines += [f"jax {v.get('jax')}, jax-cuda12-plugin {v.get('jax-cuda12-plugin')}, libtpu "
             f"{v.get('libtpu')}; commit {record.get('commit')}, {record.get('date')}; "
             f"{record.get('machine')}"
-            + (f", {record['seconds']} s in all." if record.get('seconds') is not None else '.'),
+            + (f", {record['seconds']} s in all" if record.get('seconds') is not None else '')
+            + (f" ({record['note']})." if record.get('note') else '.'),
             '', "Regenerate: `pip install -e '.[aot]'` then `python tools/benchmark.py memory`.",
             '']
   return '\n'.join(lines)
