@@ -78,6 +78,20 @@ def train_one_step(config, workdir: str, batch_size: int = 16):
   return exp, initial, state, metrics
 
 
+def assert_one_step_trained(initial, state, metrics) -> float:
+  """Checks train_one_step's result: step 1, finite gradients and loss, params still float32 and
+  finite, and at least one of them changed (so the step's learning rate must not be 0: no warmup
+  from 0). Returns the loss."""
+  import jax
+  assert int(state.step) == 1 and float(metrics['finite']) == 1.0
+  loss = float(metrics['loss_sum'] / metrics['count'])
+  assert np.isfinite(loss)
+  before, after = jax.tree.leaves(initial.params), jax.tree.leaves(jax.device_get(state.params))
+  assert all(a.dtype == np.float32 and np.all(np.isfinite(a)) for a in after)
+  assert any(not np.array_equal(a, b) for a, b in zip(after, before)), 'no parameter changed'
+  return loss
+
+
 def trained_workdir(data_dir: str, workdir: str, num_steps: int = 2):
   """Trains tiny_config on the synthetic_motion build in `data_dir` for `num_steps` steps into
   `workdir` (eval on test[:16]); returns the config."""

@@ -13,9 +13,9 @@ import numpy as np
 import optax
 import pytest
 
-from tests.helpers import REPO
-from vivit_jax import data, models
-from vivit_jax.train import loop, optim, sharding, step
+from tests.helpers import REPO, assert_one_step_trained, train_one_step
+from vivit_jax import models
+from vivit_jax.train import loop, optim
 
 VIVIT = {  # Preset -> (variant, size).
     'b16x2_spatio_temporal': ('spatio_temporal', 'B'),
@@ -196,34 +196,29 @@ def test_videomae_preset_forward_at_reduced_size(path):
 
 @pytest.mark.parametrize('stage', ['pretrain', 'finetune'])
 def test_videomae_tiny_presets_train(stage, synthetic_data_dir, tmp_path):
-  """loop.setup and one train step of the tiny preset (depth 1); the fine-tuning one starts from
-  the pre-training one's workdir."""
+  """One shared train step (helpers.train_one_step) of the tiny preset as configured (bfloat16),
+  at 2 blocks (drop path runs in the second), without warmup; the fine-tuning one starts from the
+  pre-training one's params. test_tiny_matrix.py counts on it for the VideoMAE presets."""
   configs = {s: _preset(f'configs/videomae/{s}_k400.py', 'tiny') for s in ('pretrain', 'finetune')}
   assert configs['pretrain'].dataset.to_dict() == configs['finetune'].dataset.to_dict()
   config = configs[stage]
   config.dataset.data_dir = synthetic_data_dir
-  config.model.num_layers = 1
-  config.train.batch_size = 16
+  config.model.num_layers = 2
+  config.optimizer.warmup_steps = 0
   if stage == 'finetune':
     source = configs['pretrain']
-    source.model.num_layers = 1
+    source.model.num_layers = 2
     params = jax.device_get(loop.setup(source, str(tmp_path / 'pt')).state.params)
     from vivit_jax.weights import init_from  # pylint: disable=import-outside-toplevel
     init_from.save_params(str(tmp_path / 'pt_params'), params, source.model.to_dict())
     config.init_from.path = str(tmp_path / 'pt_params')
-  exp = loop.setup(config, str(tmp_path / stage))
-  exp.ckpt.close()
+  exp, initial, state, metrics = train_one_step(config, str(tmp_path / stage), batch_size=8)
+  assert exp.model.dtype == jnp.bfloat16
   if stage == 'finetune':
-    np.testing.assert_array_equal(jax.device_get(exp.state.params['encoder']['block_0']['mlp']
-                                                 ['fc1']['kernel']),
-                                  params['encoder']['block_0']['mlp']['fc1']['kernel'])
-  train_step = step.make_train_step(exp.model, exp.task, exp.tx, exp.schedule, seed=config.seed,
-                                    **exp.step_kwargs())
-  batch = next(data.make_train_iterator(config.dataset, global_batch_size=16, seed=0))
-  state, metrics = train_step(exp.state, sharding.put_batch(batch, exp.batch_sharding))
-  assert int(state.step) == 1 and float(metrics['finite']) == 1.0
-  loss = float(metrics['loss_sum'] / metrics['count'])
-  if stage == 'finetune':  # Zero head: uniform probabilities against mixed smoothed targets.
+    np.testing.assert_array_equal(initial.params['encoder']['block_1']['mlp']['fc1']['kernel'],
+                                  params['encoder']['block_1']['mlp']['fc1']['kernel'])
+  loss = assert_one_step_trained(initial, state, metrics)
+  if stage == 'finetune':  # Zero head: uniform probabilities against smoothed targets.
     assert loss == pytest.approx(math.log(10), rel=1e-5)
   else:  # Normalised-pixel targets have unit variance; a fresh decoder predicts ~0.
     assert 0.8 < loss < 1.5
