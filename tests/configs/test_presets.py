@@ -194,6 +194,7 @@ def test_videomae_preset_forward_at_reduced_size(path):
     assert out.shape == (2, 174 if 'ssv2' in path else 400) and bool(jnp.all(jnp.isfinite(out)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('stage', ['pretrain', 'finetune'])
 def test_videomae_tiny_presets_train(stage, synthetic_data_dir, tmp_path):
   """One shared train step (helpers.train_one_step) of the tiny preset as configured (bfloat16),

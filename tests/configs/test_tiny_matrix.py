@@ -65,6 +65,7 @@ def _cut(model: ml_collections.ConfigDict):
     model.depth = 10
 
 
+@pytest.mark.slow  # 40-60 s of CPU each: loop.setup's and the step's compiles.
 @pytest.mark.parametrize('path', TRAINED)
 def test_tiny_preset_trains_one_step_as_configured(path, synthetic_data_dir, tmp_path):
   """One shared train step (helpers.train_one_step) of the tiny preset in bfloat16 as configured,
