@@ -2,7 +2,7 @@
 
 'real' is the preset as trained (bfloat16, cudnn attention for the transformers: accelerators);
 'tiny' keeps the architecture, tokenizer and optimizer but shrinks widths, depths and clips so a
-model's CPU measurement takes seconds (float32, XLA attention).
+model's CPU measurement takes seconds (float32, XLA attention, encoders unrolled).
 """
 import os
 import runpy
@@ -37,6 +37,11 @@ TINY_CLIPS = {'vivit1': (16, 64), 'vivit2': (16, 64), 'vivit3': (16, 64), 'vivit
               'videomae_pretrain': (8, 64), 'videomae_finetune': (8, 64), 'timesformer': (4, 64),
               'i3d': (4, 64), 'slowfast': (16, 64), 'c3d': (16, 32)}
 TRANSFORMERS = ('vivit', 'timesformer', 'videomae', 'videomae_pretrain')
+# Tiny (CPU) encoders run unrolled, as a CPU user should run them: scan_layers (a compile-time
+# option for deep models on accelerators, the same maths) made XLA:CPU's forward + backward of
+# ViViT Model 1 (width 192, 4 layers; width 128, 6 layers) 25-35% slower, most of it in the
+# backward's copies of the scan's stacked residuals and per-layer gradients (benchmarks/README.md).
+TINY_UNROLLED = True
 
 
 def check_names(names) -> list[str]:
@@ -70,6 +75,8 @@ def benchmark_config(name: str, size: str) -> ml_collections.ConfigDict:
   config.dataset.update(num_frames=frames, crop_size=crop)
   m.update(dtype='float32', **(dict(attention_impl='xla', **TINY_TRANSFORMER)
                                if transformer else TINY_CNN))
+  if 'scan_layers' in m:  # Unrolled: see TINY_UNROLLED.
+    m.scan_layers = not TINY_UNROLLED
   if m.name == 'videomae_pretrain':
     m.update(TINY_DECODER)
   if m.name == 'timesformer':
