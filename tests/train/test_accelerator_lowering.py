@@ -38,31 +38,41 @@ def attention_weights(text: str) -> set[str]:
   return found
 
 
-def _lowered_text(config, platform, devices=None, batch=BATCH):
+def _lowered_text(config, platforms, devices=None, batch=BATCH):
   with attention.assume_cudnn():
     lowered = aot.lower_train_step(config, batch, devices or jax.devices('cpu')[0],
-                                   lowering_platforms=(platform,))
+                                   lowering_platforms=tuple(platforms))
   return lowered.as_text()
+
+
+TRANSFORMERS = [n for n in presets.MODELS
+                if presets.load_preset(n).model.name in presets.TRANSFORMERS]
+CNNS = [n for n in presets.MODELS if n not in TRANSFORMERS]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize('platform', ['cuda', 'tpu'])
-@pytest.mark.parametrize('name', list(presets.MODELS))
-def test_paper_preset_lowers_with_flash_attention(name, platform):
-  config = presets.load_preset(name)
-  text = _lowered_text(config, platform)
-  if config.model.name not in presets.TRANSFORMERS:
-    return  # CNNs: lowering for the platform is the check (cuDNN/Mosaic accept every op).
+@pytest.mark.parametrize('name', TRANSFORMERS)
+def test_paper_transformer_lowers_with_flash_attention(name, platform):
+  text = _lowered_text(presets.load_preset(name), [platform])
   calls = custom_calls(text)
   assert all(calls[call] >= 1 for call in FLASH_CALLS[platform]), dict(calls)
   assert not attention_weights(text)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', CNNS)
+def test_paper_cnn_lowers_for_gpu_and_tpu(name):
+  """One lowering for both platforms (no attention: the same trace serves both)."""
+  text = _lowered_text(presets.load_preset(name), ['cuda', 'tpu'])
+  assert 'stablehlo.convolution' in text and not attention_weights(text)
 
 
 def test_attention_weights_detector_sees_xla_attention():
   """The check above can fail: plain XLA attention's weights are found."""
   config = presets.load_preset('vivit2')
   config.model.attention_impl = 'xla'
-  text = _lowered_text(config, 'tpu')
+  text = _lowered_text(config, ['tpu'])
   assert f'{BATCH * 16}x12x1x197x197' in attention_weights(text)  # 16 frames of 197 tokens.
   assert not custom_calls(text)['tpu_custom_call']
 
@@ -76,7 +86,7 @@ def test_sharded_tiny_vivit_lowers_flash_attention(platform):
   config.dataset.update(num_frames=8, crop_size=32)
   config.model.update(dtype='bfloat16', attention_impl='auto', patch_size=(2, 4, 4),
                       hidden_size=64, num_heads=2, mlp_dim=128, num_layers=1)
-  text = _lowered_text(config, platform, devices=jax.devices('cpu')[:4], batch=4)
+  text = _lowered_text(config, [platform], devices=jax.devices('cpu')[:4], batch=4)
   calls = custom_calls(text)
   assert all(calls[call] >= 1 for call in FLASH_CALLS[platform]), dict(calls)
   assert 'sdy.manual_computation' in text  # shard_map: the kernel sees one shard.
