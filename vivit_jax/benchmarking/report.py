@@ -35,8 +35,8 @@ gradient, no optimizer) and train step against HF's, each pair timed back to bac
 the last column gives ours / HF median ms and HF ms / our ms (> 1: ours faster). Where XLA gives
 no cost analysis, FLOPs are analytic (marked *).
 
-On a GPU: `OUT_DIR=$OUT tools/gpu_benchmark.sh all` runs every preset in one device call (about
-8 minutes; the script says what to carry), then copy its JSON here and run
+On a GPU: `OUT_DIR=$OUT tools/gpu_benchmark.sh all` runs every preset in one device call (no new
+model after 7 minutes, stopped at 9 1/3; the script says what to carry), then copy its JSON here and run
 `python -m vivit_jax.benchmarking.report benchmarks`.
 """
 
