@@ -36,8 +36,8 @@ the last column gives ours / HF median ms and HF ms / our ms (> 1: ours faster).
 no cost analysis, FLOPs are analytic (marked *).
 
 On a GPU: `OUT_DIR=$OUT tools/gpu_benchmark.sh all` runs every preset in one device call (no new
-model after 7 minutes, stopped at 9 1/3; the script says what to carry), then copy its JSON here and run
-`python -m vivit_jax.benchmarking.report benchmarks`.
+model after 7 minutes, stopped at 9 1/3; the script says what to carry), then copy its JSON here
+and run `python -m vivit_jax.benchmarking.report benchmarks`.
 """
 
 
