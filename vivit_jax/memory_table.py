@@ -328,7 +328,7 @@ def table(record: dict) -> str:
             f"{v.get('libtpu')}; commit {record.get('commit')}, {record.get('date')}; "
             f"{record.get('machine')}"
             + (f", {record['seconds']} s in all" if record.get('seconds') is not None else '')
-            + (f" ({record['note']})." if record.get('note') else '.'),
+            + (f"; {record['note']}." if record.get('note') else '.'),
             '', "Regenerate: `pip install -e '.[aot]'` then `python tools/benchmark.py memory`.",
             '']
   return '\n'.join(lines)
