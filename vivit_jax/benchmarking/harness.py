@@ -132,8 +132,9 @@ def run(names, size: str, steps: int, batch_size: int | None = None, with_hf: bo
   whose measurement raises gets a row with its 'error' and the run goes on), then the largest
   batch of each of `max_batch_models` per remat arm. `on_update(record)` is called after each
   row and search, so an interrupted run keeps what it measured; `tag` names a part of a day's
-  runs (report.stem); `phases` as in `row`. Once `time_budget_s` seconds have passed, models not yet started get a
-  'skipped' row and no search starts (one device call has a fixed wall-time limit)."""
+  runs (report.stem); `phases` as in `row`. Once `time_budget_s` seconds have passed, models
+  not yet started get a 'skipped' row and no search starts (one device call has a fixed
+  wall-time limit)."""
   start = time.monotonic()
   over_budget = lambda: time_budget_s is not None and (  # noqa: E731
       time.monotonic() - start > time_budget_s)

@@ -83,9 +83,11 @@ def _phase_fns(model, task, mesh, rules, seed: int):
     rng = jax.random.fold_in(jax.random.key(seed + 1), 0)  # The first step's (make_train_step).
     rngs = dict(zip(streams, jax.random.split(rng, len(streams))))
     batch = task.prepare(batch, rngs.pop('augment'))
-    outputs, _ = model.apply(step._variables(params, batch_stats), batch['video'],  # pylint: disable=protected-access
-                             train=True, rngs=rngs, mutable=['batch_stats'],
-                             **step._model_kwargs(model, task, batch))  # pylint: disable=protected-access
+    # pylint: disable=protected-access
+    outputs, _ = model.apply(step._variables(params, batch_stats), batch['video'], train=True,
+                             rngs=rngs, mutable=['batch_stats'],
+                             **step._model_kwargs(model, task, batch))
+    # pylint: enable=protected-access
     return task.loss(outputs, batch)[0]
 
   with_rules = step._with_rules  # pylint: disable=protected-access
