@@ -117,7 +117,7 @@ def test_table_confirms_the_largest_batch_with_real_compiles(tmp_path, monkeypat
   monkeypatch.setitem(aot.TARGETS, 'cpu_small', dataclasses.replace(
       aot.TARGETS['cpu'], name='cpu_small', capacity_bytes=capacity, capacity_note='test'))
   record = memory_table.run({'tiny': tiny_config()}, ['cpu_small'], remats=('none',),
-                            compile_fn=_mlp_step, log=lambda _: None)
+                            largest_remat=None, compile_fn=_mlp_step, log=lambda _: None)
   (row,) = record['rows']
   assert row['memory_bytes'] == at[8].memory_bytes and row['fits'] and row['batch'] == 8
   largest = row['largest_batch']
