@@ -10,8 +10,8 @@ a compile-only TPU v5e 2x2 slice (`jax.experimental.topologies`, needs `libtpu`)
 come with `pip install -e '.[aot]'`. 'cpu' is this machine's first CPU device (tests).
 No GPU or TPU is touched: XLA compiles for the target, and `memory_analysis()` reports the bytes
 that program needs on it. The step is the library's one train step (`train.step.make_train_step`)
-over a one-device mesh of the target, on abstract inputs (nothing is initialised), so attention
-kernels chosen by the platform being compiled for (`jax.lax.platform_dependent`) are the ones
+over a one-device mesh of the target, on abstract inputs (nothing is initialised), so the
+attention kernels it traces, chosen for the mesh's platform (models/attention.py), are the ones
 the real accelerator would run.
 """
 import contextlib
