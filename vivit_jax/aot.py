@@ -26,6 +26,8 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 
+from vivit_jax.models import attention
+
 # XLA's GpuTargetConfig (xla/stream_executor/device_description.proto, text format) of an NVIDIA
 # H200 141GB HBM3e, as its stream executor reports it (compute capability 9.0, 132 SMs, cuDNN
 # 9.10): what a deviceless GPU compile optimises for.
@@ -226,7 +228,7 @@ def compile_train_step(config, batch_size: int, target_name: str) -> Result:
   platform = target(target_name).platform
   start = time.perf_counter()
   try:
-    with _assume_cudnn() if platform == 'cuda' else contextlib.nullcontext():
+    with attention.assume_cudnn() if platform == 'cuda' else contextlib.nullcontext():
       lowered = lower_train_step(config, batch_size, dev)
     compiled = lowered.compile(compiler_options=COMPILER_OPTIONS[platform] or None)
   except Exception as error:  # pylint: disable=broad-except
@@ -255,13 +257,3 @@ def io_bytes(lowered) -> int:
   args = jax.tree.leaves(lowered.args_info)
   return int(sum(size(a) for a in args if not a.donated)
              + sum(size(o) for o in jax.tree.leaves(lowered.out_info)))
-
-
-def _assume_cudnn():
-  """models.attention.assume_cudnn() (jax believes a cuDNN >= 9 is present, so its cuDNN
-  attention traces without the library) where that module exists, else nothing."""
-  try:
-    from vivit_jax.models import attention  # pylint: disable=import-outside-toplevel
-  except ImportError:
-    return contextlib.nullcontext()
-  return attention.assume_cudnn()
