@@ -111,10 +111,12 @@ def dataset_info(dataset_config) -> dict:
           'num_examples': {name: split.num_examples for name, split in info.splits.items()}}
 
 
-def _open(dataset_config, split: str, field: str, global_batch_size: int) -> tuple:
+def _open(dataset_config, split: str, field: str, global_batch_size: int, *,
+          train: bool) -> tuple:
   """(builder, this process's batch size b, examples in `split`), with the config checked.
 
-  `field` names where `split` came from, for the error when the dataset has no such split.
+  `field` names where `split` came from, for the error when the dataset has no such split;
+  `train`: check the crop against the frames for training too (`_check_crop_fits`).
   """
   builder = get_builder(dataset_config)
   count = jax.process_count()
@@ -127,17 +129,42 @@ def _open(dataset_config, split: str, field: str, global_batch_size: int) -> tup
     raise ValueError(
         f"Split '{split}' ({field}) not in dataset '{builder.name}'; available splits: "
         f"{', '.join(sorted(builder.info.splits))}.") from None
-  height, width = builder.info.features['video'].shape[1:3]
-  size = dataset_config.crop_size
-  if any(side is not None and side < size for side in (height, width)):
-    raise ValueError(f"config.dataset.crop_size={size} exceeds the {height}x{width} frames of "
-                     f"dataset '{builder.name}'; set --config.dataset.crop_size to at most "
-                     f"their smaller side.")
+  _check_crop_fits(builder, dataset_config, train=train)
   if dataset_config.get('flow', False) and dataset_config.num_frames < 2:
     raise ValueError(f'config.dataset.flow needs at least 2 frames per clip, but '
                      f'config.dataset.num_frames={dataset_config.num_frames}; raise it or set '
                      f'--config.dataset.flow=False.')
   return builder, global_batch_size // count, num_examples
+
+
+def _smallest_frames(builder) -> tuple[int | None, str]:
+  """(the smallest side of the dataset's frames, words for them): from the 'video' feature's
+  static shape, else from the metadata of a video_folder build; None when neither tells."""
+  height, width = builder.info.features['video'].shape[1:3]
+  if height and width:
+    return min(height, width), f'{height}x{width} frames'
+  metadata = dict((builder.info.metadata or {}).items())  # items() loads TFDS's lazy metadata.
+  side = metadata.get(video_folder.SMALLEST_SIDE)
+  return side, f'stored frames (smallest side {side} pixels)'
+
+
+def _check_crop_fits(builder, dataset_config, *, train: bool):
+  """ValueError naming the dataset, the sizes and the fixes if crop_size exceeds the smallest
+  frame side where frames are cropped as stored: in evaluation without eval_short_side and, if
+  `train` (the train loop also evaluates), in training with train_crop 'random'."""
+  cfg = dataset_config
+  size = cfg.crop_size
+  side, frames = _smallest_frames(builder)
+  if side is None or size <= side:
+    return
+  fixes = [f'--config.dataset.{setting}' for setting, as_stored in (
+      ('train_crop=scale_jitter (or random_resized)', train and cfg.train_crop == 'random'),
+      (f'eval_short_side={size} (or more)', not cfg.eval_short_side)) if as_stored]
+  if fixes:
+    raise ValueError(
+        f"config.dataset.crop_size={size} exceeds the {frames} of dataset '{cfg.name}'; rebuild "
+        f"it with tools/build_dataset.py --short_side {size} (or more), set "
+        f"{' and '.join(fixes)}, or set --config.dataset.crop_size to at most {side}.")
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -192,7 +219,8 @@ def _view(example, fractions, flip, *, feature, dataset_config, long_side=False)
 
 def _clip(example, fraction, *, feature, dataset_config, short_side=None) -> dict:
   """{'frames': the (T, H, W, C) uint8 frames of the clip of `example` at `fraction` of its start
-  range} and with `dataset_config.flow`, their 'flow' (T-1, H, W, 2) float32 (`flow.tf_flow`).
+  range, 'name': () string naming the video in errors (`_video_name`)} and with
+  `dataset_config.flow`, their 'flow' (T-1, H, W, 2) float32 (`flow.tf_flow`).
   With `short_side` (an int or () int32 tensor), the frames are first resized so that their
   shorter side has that many pixels (`_resize_short_side`)."""
   cfg = dataset_config
@@ -205,9 +233,33 @@ def _clip(example, fraction, *, feature, dataset_config, short_side=None) -> dic
   frames = _decode_frames(feature, example['video'], frame_indices)
   if short_side is not None:
     frames = _resize_short_side(frames, short_side)
+  clip = {'frames': frames, 'name': _video_name(example)}
   if not cfg.get('flow', False):
-    return {'frames': frames}
-  return {'frames': frames, 'flow': flow_lib.tf_flow(frames)}
+    return clip
+  return {**clip, 'flow': flow_lib.tf_flow(frames)}
+
+
+def _video_name(example) -> tf.Tensor:
+  """() string: the 'video_id' of `example` (video_folder datasets have one), else a placeholder."""
+  video_id = example.get('video_id')
+  if video_id is None or video_id.dtype != tf.string:
+    return tf.constant('(no video_id in this dataset)')
+  return video_id
+
+
+def _fitting(frames, name, dataset_config) -> tf.Tensor:
+  """`frames` (T, H, W, C), once an assertion that H, W >= crop_size has passed; its error names
+  the video `name`, the sizes and the fixes (for datasets whose smallest side `_check_crop_fits`
+  cannot know: dynamic shapes without a recorded one)."""
+  size = dataset_config.crop_size
+  shape = tf.shape(frames)[1:3]
+  check = tf.debugging.Assert(tf.reduce_min(shape) >= size, [
+      'Video', name, f"of dataset '{dataset_config.name}' has frames (height, width) =", shape,
+      f'smaller than config.dataset.crop_size={size}; rebuild the dataset with '
+      f'tools/build_dataset.py --short_side {size} (or more), set --config.dataset.'
+      f'eval_short_side or train_crop to resize frames first, or a smaller crop_size.'])
+  with tf.control_dependencies([check]):
+    return tf.identity(frames)
 
 
 def _resize(frames, size) -> tf.Tensor:
@@ -259,7 +311,8 @@ def _crop(clip, fy, fx, flip, *, channels, dataset_config, long_side=False) -> d
   """
   cfg = dataset_config
   size = cfg.crop_size
-  shape = tf.shape(clip['frames'])
+  frames = _fitting(clip['frames'], clip['name'], cfg)
+  shape = tf.shape(frames)
   if long_side:
     fy, fx = (tf.where(shape[1] >= shape[2], a, b) for a, b in ((fy, fx), (fx, fy)))
   y = _offset(fy, shape[1] - size)
@@ -270,7 +323,7 @@ def _crop(clip, fy, fx, flip, *, channels, dataset_config, long_side=False) -> d
     return tf.cond(flip, lambda: tf.reverse(frames, axis=[2]), lambda: frames)
 
   mean, std = (tf.constant(v, tf.float32) for v in (cfg.mean, cfg.std))
-  video = (tf.cast(window(clip['frames']), tf.float32) / 255.0 - mean) / std
+  video = (tf.cast(window(frames), tf.float32) / 255.0 - mean) / std
   out = {'video': tf.ensure_shape(video, (cfg.num_frames, size, size, channels))}
   if 'flow' in clip:  # A mirrored clip moves the other way: dx changes sign, dy does not.
     flow = window(clip['flow']) * tf.where(flip, [-1.0, 1.0], [1.0, 1.0])
@@ -304,7 +357,7 @@ def _train_view(index, example, *, seed: int, feature, dataset_config) -> dict:
     y, x, h, w = random_resized_box(geometry, shape[1], shape[2], cfg.random_resized_scale,
                                     cfg.random_resized_ratio)
     box = tf.slice(clip['frames'], [0, y, x, 0], [-1, h, w, -1])
-    clip = {'frames': _resize(box, [cfg.crop_size, cfg.crop_size])}
+    clip = {**clip, 'frames': _resize(box, [cfg.crop_size, cfg.crop_size])}
   return {**_crop(clip, fy, fx, flip, channels=feature.shape[-1], dataset_config=cfg),
           'label': tf.cast(example['label'], tf.int32)}
 
@@ -381,7 +434,7 @@ def make_train_iterator(dataset_config, *, global_batch_size: int, seed: int, st
   """
   _check_train_crop(dataset_config)
   builder, batch_size, _ = _open(dataset_config, dataset_config.train_split,
-                                 'config.dataset.train_split', global_batch_size)
+                                 'config.dataset.train_split', global_batch_size, train=True)
   ds = _read(builder, _process_split(dataset_config.train_split))
   ds = ds.shuffle(dataset_config.shuffle_buffer, seed=seed).repeat().enumerate()
   ds = ds.skip(start_step * batch_size)  # Before decoding: skipping costs only reading.
@@ -410,7 +463,8 @@ def make_eval_iterator(dataset_config, *, global_batch_size: int, split: str | N
   if short_side and short_side < dataset_config.crop_size:
     raise ValueError(f'config.dataset.eval_short_side={short_side} is smaller than crop_size='
                      f'{dataset_config.crop_size}; set it to 0 (no resize) or at least crop_size.')
-  builder, batch_size, total = _open(dataset_config, split, field, global_batch_size)
+  builder, batch_size, total = _open(dataset_config, split, field, global_batch_size,
+                                     train=False)
   shard = _process_split(split)
   num_views = len(eval_views(dataset_config))
   num_batches = _ceil_div(_ceil_div(total, jax.process_count()) * num_views, batch_size)

@@ -22,13 +22,15 @@ these layouts in one line each, for the errors):
 
 A layout whose files or directories are missing raises one `LayoutError` listing all of them and
 where it looked. A video listed by an annotation but absent on disk is not a layout error (many
-Kinetics clips are gone from YouTube): the build skips it and lists it in its report.
+Kinetics clips are gone from YouTube): the build skips it and lists it in its report, as it does
+links to nothing and directories named like videos ('x.mp4') where videos are listed or looked up.
 """
 import csv
 import functools
 import json
 import os
 
+from vivit_jax.data import video_io
 from vivit_jax.data.video_folder import Row, Source
 
 EXPECTED = {
@@ -73,13 +75,24 @@ def _files(path: str) -> list[str]:
                 if not name.startswith('.') and os.path.isfile(os.path.join(path, name)))
 
 
+def _videos(path: str) -> list[str]:
+  """The entries of directory `path` that stand for videos: files, links (to nothing too) and
+  directories named like a video file ('x.mp4'); the build reports those it cannot read."""
+  return sorted(name for name in os.listdir(path) if not name.startswith('.') and (
+      not os.path.isdir(os.path.join(path, name)) or _is_video_name(name)))
+
+
+def _is_video_name(name: str) -> bool:
+  return os.path.splitext(name)[1].lower() in video_io.VIDEO_EXTENSIONS
+
+
 def folder(root: str) -> Source:
   """ROOT/<split>/<class>/<video>; video ids '<class>/<file name>'."""
   splits = {split: _subdirs(os.path.join(root, split)) for split in _subdirs(root)}
   splits = {split: classes for split, classes in splits.items() if classes}
   _check(root, 'folder', [] if splits else ['<split>/<class>/ directories'])
   rows = {split: [Row(os.path.join(root, split, name, file), name, f'{name}/{file}')
-                  for name in classes for file in _files(os.path.join(root, split, name))]
+                  for name in classes for file in _videos(os.path.join(root, split, name))]
           for split, classes in splits.items()}
   return Source(tuple(sorted({name for classes in splits.values() for name in classes})), rows)
 
@@ -181,9 +194,11 @@ def hmdb51(root: str, split_id: int | None = None) -> Source:
 
 
 def _clip_index(directory: str) -> dict[str, str]:
-  """File name without extension -> path, for every file under `directory` (any depth)."""
+  """File name without extension -> path, for every file (or link, or directory named like a
+  video) under `directory` (any depth)."""
   return {os.path.splitext(file)[0]: os.path.join(parent, file)
-          for parent, _, files in os.walk(directory) for file in files}
+          for parent, dirs, files in os.walk(directory)
+          for file in files + [name for name in dirs if _is_video_name(name)]}
 
 
 def kinetics(root: str, layout: str = 'kinetics400') -> Source:

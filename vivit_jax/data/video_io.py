@@ -7,17 +7,22 @@ time, so frames are dropped (lower fps) or repeated (higher fps). `short_side` s
 (FFmpeg's swscale, area filter) so its shorter side has that many pixels, keeping the aspect
 ratio (the longer side rounded to an even number). `start`/`end` (seconds from the first frame)
 keep only the frames whose timestamps lie in [start, end) (a seek, then decoding stops at `end`),
-for the (path, label, start, end) rows of Kinetics-style annotations. A file that cannot be
-opened, has no video stream, decodes no frame, or breaks off before its first frame raises
-`VideoReadError` naming the file; a file that breaks off later (a decoding error, or a stream
-that ends more than 5% and 3 frames short of the duration its header declares) yields the frames
-decoded before the damage only if `allow_truncated`, else raises too.
+for the (path, label, start, end) rows of Kinetics-style annotations. A path that is nothing, a
+link to nothing or a directory, and a file that cannot be opened, has no video stream, decodes no
+frame, or breaks off before its first frame raise `VideoReadError` naming the file and why; a
+file that breaks off later (a decoding error, or a stream that ends more than 5% and 3 frames
+short of the duration its header declares) yields the frames decoded before the damage only if
+`allow_truncated`, else raises too.
 """
 import dataclasses
 import os
 
 import av
 import numpy as np
+
+
+VIDEO_EXTENSIONS = ('.3gp', '.avi', '.flv', '.m4v', '.mkv', '.mov', '.mp4', '.mpeg', '.mpg',
+                    '.ogv', '.ts', '.webm', '.wmv')  # Names that promise a video file.
 
 
 class VideoReadError(ValueError):
@@ -66,8 +71,7 @@ def read_video(path: str, *, fps: float | None = None, short_side: int | None = 
     raise ValueError(f'fps={fps} must be positive (or None to keep the source rate).')
   if start is not None and end is not None and end <= start:
     raise ValueError(f'end={end} must be after start={start} (seconds).')
-  if not os.path.isfile(path):
-    raise VideoReadError(f"Video file '{path}' does not exist.")
+  _check_file(path)
   try:
     container = av.open(path)
   except (av.error.FFmpegError, UnicodeDecodeError) as e:
@@ -89,6 +93,18 @@ def read_video(path: str, *, fps: float | None = None, short_side: int | None = 
     within = '' if start is None and end is None else f' between {start}s and {end}s'
     raise VideoReadError(f"Video '{path}' has no decodable frames{within}.")
   return Video(np.stack(frames), float(fps or source_fps), source_fps)
+
+
+def _check_file(path: str):
+  """Raises a VideoReadError saying why `path` is not a file (or a link to one), if it is not."""
+  if os.path.isdir(path):
+    raise VideoReadError(f"'{path}' is a directory, not a video file; rename it or move it out of "
+                         f'the source.')
+  if os.path.islink(path) and not os.path.exists(path):
+    raise VideoReadError(f"'{path}' is a symbolic link to '{os.readlink(path)}', which does not "
+                         f'exist; fix or remove the link.')
+  if not os.path.isfile(path):
+    raise VideoReadError(f"Video file '{path}' does not exist.")
 
 
 class _Window:
