@@ -11,9 +11,11 @@ over the views of each video (`tasks.ViewAverager`), and writes to --out:
   per_class.csv         class, videos, top-1, top-5 (of the class's videos)
   confusion_matrix.png  rows = true class, columns = predicted class (top-1), each row normalised
 and prints a summary. A classification workdir only. Workdir and --out may be any tf.io.gfile
-path (gs://BUCKET/...).
+path (gs://BUCKET/...). Every batch is checked on the host for NaN and infinite values
+(`models.inputs.check_finite`); shapes, channels and dtypes are checked by the model.
 """
 import csv
+import functools
 import json
 import os
 import sys
@@ -98,6 +100,7 @@ def evaluate(config, workdir: str, split: str | None = None, out: str | None = N
   import ml_collections
   import tensorflow as tf
   from vivit_jax import data
+  from vivit_jax.models import inputs
   from vivit_jax.train import loop, step, tasks
   if config.task != 'classification':
     raise ValueError(f"config.task='{config.task}': vivit_jax.evaluate evaluates classifiers; "
@@ -108,7 +111,10 @@ def evaluate(config, workdir: str, split: str | None = None, out: str | None = N
   exp = loop.restore_for_eval(config, workdir)
   eval_step = step.make_eval_step(exp.model, exp.task, **exp.step_kwargs())
   averager = tasks.ViewAverager()
-  results = loop.evaluate(eval_step, exp.state, config, exp.batch_sharding, evaluator=averager)
+  check = functools.partial(inputs.check_finite, source=f'An eval batch of {config.dataset.name} '
+                            f'{config.dataset.eval_split}')
+  results = loop.evaluate(eval_step, exp.state, config, exp.batch_sharding, transform=check,
+                          evaluator=averager)
   _, probs, labels = averager.per_video()
   class_names = data.dataset_info(config.dataset)['class_names']
   per_class = class_metrics(probs, labels, len(class_names))

@@ -8,7 +8,8 @@ side) the workdir's dataset was built with (a `video_folder` dataset's build rep
 otherwise the file's own rate and size, or --fps), builds num_clips x num_crops views exactly as
 the evaluation pipeline does (`data.pipeline`: eval_views, eval_short_side, normalisation; a
 video shorter than a clip repeats its last frame), runs the model on them, averages the softmax
-over the views and prints the top-5 class names with their probabilities.
+over the views and prints the top-5 class names with their probabilities. Frames are checked
+first (`check_frames`: grayscale becomes RGB, frames too small for the crop are refused).
 """
 import os
 import sys
@@ -50,18 +51,74 @@ def stored_video_format(dataset_config) -> tuple[float | None, int | None]:
   return params['fps'], params['short_side']
 
 
+def _as_uint8(frames, refuse):
+  """Integer or float pixels -> uint8 (rounded), or `refuse(problem)` raised unless they are
+  finite and in [0, 255] (floats all in [0, 1] are taken for scaled pixels)."""
+  import numpy as np
+  if not np.issubdtype(frames.dtype, np.integer) and not np.issubdtype(frames.dtype, np.floating):
+    raise refuse('pixels must be integers or floats')
+  finite = np.isfinite(frames)
+  if not finite.all():
+    raise refuse(f'{finite.size - int(finite.sum())} NaN or infinite values')
+  low, high = frames.min(), frames.max()
+  if low < 0 or high > 255:
+    raise refuse(f'values from {low:g} to {high:g} are not 0-255 pixels; pass the raw pixels, not '
+                 f'normalised ones: the views are normalised with config.dataset.mean and std')
+  if np.issubdtype(frames.dtype, np.floating) and high <= 1:
+    raise refuse('every value is in [0, 1]: pixels scaled to [0, 1]? pass frames * 255')
+  return np.round(frames).astype(np.uint8)
+
+
+def check_frames(frames, dataset_config):
+  """`frames` as uint8 RGB (T, H, W, 3), or a ValueError naming the problem and the fix.
+
+  Takes 0-255 pixels (T, H, W, C), T >= 1 (a video shorter than a clip repeats its last frame):
+  uint8 as they are; other integer or float dtypes rounded to uint8 when finite and in [0, 255]
+  (NaN refused); grayscale (C = 1) repeated to 3 channels. Frames whose shorter side (after
+  config.dataset.eval_short_side resizes it, if set) is below config.dataset.crop_size are refused.
+  """
+  import numpy as np
+  frames = np.asarray(frames)
+
+  def refuse(problem: str) -> ValueError:
+    return ValueError(f'Frames must be (T, H, W, C) pixels 0-255, C = 3 (RGB) or 1 (grayscale), '
+                      f'uint8 as video_io.read_video gives them; got shape {frames.shape} '
+                      f'{frames.dtype}: {problem}.')
+
+  if frames.ndim != 4:
+    raise refuse(f'{frames.ndim} axes instead of 4; grayscale (T, H, W): frames[..., None]; one '
+                 f'image (H, W, C): frames[None]')
+  if 0 in frames.shape:
+    raise refuse('no frames' if not len(frames) else 'an axis of length 0')
+  _, h, w, c = frames.shape
+  if c not in (1, 3):
+    raise refuse(f'{c} channels; give RGB (3) or grayscale (1)' + (
+        '; channels first (T, C, H, W)? frames.transpose(0, 2, 3, 1)' if h in (1, 3) else ''))
+  size, short_side = dataset_config.crop_size, dataset_config.eval_short_side
+  if (short_side or min(h, w)) < size:
+    resized = f' resized to a short side of config.dataset.eval_short_side={short_side}'
+    raise refuse(f'the {h}x{w} frames{resized if short_side else ""} are smaller than the '
+                 f'{size}x{size} crop (config.dataset.crop_size); set config.dataset.'
+                 f'eval_short_side to at least {size} to resize them, or lower crop_size')
+  if frames.dtype != np.uint8:
+    frames = _as_uint8(frames, refuse)
+  return np.repeat(frames, 3, axis=-1) if c == 1 else frames
+
+
 def views_from_frames(frames, dataset_config) -> dict:
-  """uint8 (T, H, W, C) frames -> the evaluation views of the data pipeline, stacked:
-  {'video': (V, T', S, S, C) float32, and 'flow' (V, T'-1, S, S, 2) with dataset_config.flow},
-  V = eval_clips x eval_crops."""
+  """0-255 pixel frames (T, H, W, C) (`check_frames`) -> the evaluation views of the data
+  pipeline, stacked: {'video': (V, T', S, S, 3) float32, and 'flow' (V, T'-1, S, S, 2) with
+  dataset_config.flow}, V = eval_clips x eval_crops."""
   import tensorflow as tf
   import tensorflow_datasets as tfds
   from vivit_jax.data import pipeline
-  frames = tf.convert_to_tensor(frames)
+  from vivit_jax.models import inputs
+  frames = tf.convert_to_tensor(check_frames(frames, dataset_config))
   feature = tfds.features.Tensor(shape=tuple(frames.shape), dtype=tf.uint8)  # Decodes as is.
   views = pipeline._eval_views(tf.constant(0, tf.int64), {'video': frames, 'label': 0},
                                feature=feature, dataset_config=dataset_config)
-  return {k: v.numpy() for k, v in views.items() if k not in ('label', 'mask', 'video_id')}
+  views = {k: v.numpy() for k, v in views.items() if k not in ('label', 'mask', 'video_id')}
+  return inputs.check_finite(views, 'The views of the frames')
 
 
 def view_probabilities(exp, views: dict, batch_size: int):

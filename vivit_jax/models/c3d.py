@@ -31,8 +31,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vivit_jax.models import resnet
-from vivit_jax.models.layers import Dtype, check_positive_int, check_video, partitioned
+from vivit_jax.models import inputs, resnet
+from vivit_jax.models.layers import Dtype, check_positive_int, partitioned
 
 # (name, conv width in units of base_width) or (name, (pool window = stride), padding).
 LAYERS = (
@@ -47,6 +47,7 @@ LAYERS = (
 _RELU_INIT = nn.initializers.variance_scaling(2.0, 'fan_in', 'normal')
 # Logical names of fc6, fc7, head kernels: fc6 split by columns, fc7 by rows over 'mlp'.
 _FC_NAMES = {'fc6': (None, 'mlp'), 'fc7': ('mlp', None), 'head': (None, 'classes')}
+MIN_CLIP = 16  # Shortest T, H, W: the four unpadded 2x pools of each axis leave 1.
 
 
 class C3D(nn.Module):
@@ -72,7 +73,11 @@ class C3D(nn.Module):
 
   @nn.compact
   def __call__(self, video: jax.Array, *, train: bool) -> jax.Array:
-    check_video(video, 'C3D')
+    inputs.check_video(video, 'C3D')
+    if min(video.shape[1:4]) < MIN_CLIP:
+      raise inputs.error(video, 'C3D', f'C3D pool2 to pool5 halve T and pool1 to pool4 halve H '
+                         f'and W, so clips must be at least {MIN_CLIP} x {MIN_CLIP} x {MIN_CLIP} '
+                         f'(config.dataset.num_frames, crop_size)')
     x = video
     for name, *spec in LAYERS:
       if name.startswith('conv'):
@@ -81,12 +86,7 @@ class C3D(nn.Module):
                                 param_dtype=self.param_dtype, name=name)(x))
       else:
         window, padding = spec
-        pooled = nn.max_pool(x, window, window, padding=padding)
-        if 0 in pooled.shape[1:4]:
-          raise ValueError(f'C3D {name} (window {window}) does not fit its input '
-                           f'{x.shape[1:4]} (T, H, W): use clips of at least 16 x 16 x 16 '
-                           f'(config.dataset.num_frames, crop_size).')
-        x = pooled
+        x = nn.max_pool(x, window, window, padding=padding)
       self.sow('intermediates', f'{name}_out', x)
     x = x.reshape(x.shape[0], -1)
     for name in ('fc6', 'fc7'):

@@ -52,11 +52,19 @@ class TubeletEmbed(nn.Module):
 
 
 class AddPositionEmbs(nn.Module):
-  """Adds a learned embedding (1, N, D), init normal(0.02), to tokens (B, N, D)."""
+  """Adds a learned embedding (1, N, D), init normal(0.02), to tokens (B, N, D); N is fixed by
+  the variables (ValueError for tokens of another clip size)."""
   param_dtype: Dtype
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
+    if self.has_variable('params', 'embedding'):
+      made = nn.unbox(self.get_variable('params', 'embedding')).shape
+      if made[1:] != x.shape[1:]:
+        raise ValueError(f"{x.shape[1]} tokens do not fit the position embeddings "
+                         f"'{'/'.join(self.scope.path)}' {made}, made for {made[1]} tokens: give "
+                         f"the model clips of the (T, H, W) it was initialised with "
+                         f"(config.dataset.num_frames, crop_size).")
     pos = self.param('embedding', partitioned(nn.initializers.normal(stddev=0.02),
                                               (None, None, 'embed')),
                      (1,) + x.shape[1:], self.param_dtype)

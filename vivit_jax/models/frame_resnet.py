@@ -8,7 +8,7 @@ import dataclasses
 import jax
 
 from vivit_jax.models import resnet
-from vivit_jax.models.layers import check_video
+from vivit_jax.models.inputs import check_video
 
 
 class FrameResNet(resnet._ResNet):  # pylint: disable=protected-access

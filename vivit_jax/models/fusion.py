@@ -20,7 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from vivit_jax.models import frame_resnet, resnet
-from vivit_jax.models.layers import check_positive_int, check_video, partitioned
+from vivit_jax.models.inputs import check_video
+from vivit_jax.models.layers import check_positive_int, partitioned
 
 FUSIONS = ('concat', 'pool')
 

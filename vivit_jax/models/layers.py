@@ -68,12 +68,6 @@ def check_choices(model: str, choices: Sequence[tuple[str, Any, Sequence[Any]]])
                        f"supported: {', '.join(map(str, allowed))}")
 
 
-def check_video(video: jax.Array, model: str):
-  """ValueError unless `video` is (B, T, H, W, C)."""
-  if video.ndim != 5:
-    raise ValueError(f'{model} takes videos (B, T, H, W, C), got shape {video.shape}.')
-
-
 def check_positive_int(field: str, value: Any, hint: str):
   """ValueError 'config.model.FIELD=VALUE must be a positive int (HINT).' unless `value` is an int
   >= 1 (bools refused)."""

@@ -29,7 +29,8 @@ import jax
 import jax.numpy as jnp
 
 from vivit_jax.models import resnet
-from vivit_jax.models.layers import Dtype, check_positive_int, check_video
+from vivit_jax.models.inputs import check_video
+from vivit_jax.models.layers import Dtype, check_positive_int
 
 DEPTHS = {d: resnet.DEPTHS[d] for d in (18, 34)}  # Basic-block ResNets.
 STEM_MID_WIDTH = 45  # The (2+1)D stem's M at base_width 64 (VMZ, torchvision).

@@ -36,8 +36,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from vivit_jax.models import attention
-from vivit_jax.models.layers import Dtype, check_positive_int, check_video, partitioned
+from vivit_jax.models import attention, inputs
+from vivit_jax.models.layers import Dtype, check_positive_int, partitioned
 
 BN_MOMENTUM = 0.9  # Flax's momentum: running = 0.9 running + 0.1 batch (PyTorch momentum 0.1).
 BN_EPSILON = 1e-5
@@ -342,20 +342,21 @@ class _ResNet(nn.Module):
 
 
 class ResNet2D(_ResNet):
-  """A 2D ResNet on images (B, H, W, C) or on every frame of videos (B, T, H, W, C).
+  """A 2D ResNet on images (B, H, W, C) or on every frame of videos (B, T, H, W, 3).
 
   Images give logits (B, num_classes); videos run the frames as a batch of B * T images and
   average their pooled features over time before the head (a C2D without temporal pooling).
   With num_classes == 0 the pooled features (B, num_features) come back instead, e.g. per-frame
   features for late fusion or a recurrent head from frames folded into the batch. Same
-  parameter paths as ResNet3D, with 2D kernels (kh, kw, Cin, Cout).
+  parameter paths as ResNet3D, with 2D kernels (kh, kw, Cin, Cout). Videos are checked by
+  inputs.check_video; images are taken with any channel count (the other models' stacked frames
+  and flow).
   """
 
   @nn.compact
   def __call__(self, video: jax.Array, *, train: bool) -> jax.Array:
-    if video.ndim not in (4, 5):
-      raise ValueError(f'ResNet2D takes images (B, H, W, C) or videos (B, T, H, W, C), got shape '
-                       f'{video.shape}.')
+    if video.ndim != 4:  # Images of any channel count: frames, stacked frames or flow.
+      inputs.check_video(video, 'ResNet2D')
     x = video.reshape((-1,) + video.shape[-3:])
     x = self._stem(x, train, None)
     for s, n in enumerate(self.stage_sizes):
@@ -431,15 +432,16 @@ class ResNet3D(_ResNet):
 
   @nn.compact
   def __call__(self, video: jax.Array, *, train: bool) -> jax.Array:
-    check_video(video, 'ResNet3D')
+    inputs.check_video(video, 'ResNet3D')
+    if video.shape[1] < self.temporal_pool:  # Nothing before the pool strides time.
+      raise inputs.error(video, 'ResNet3D', f'config.model.temporal_pool={self.temporal_pool} '
+                         f'exceeds the clip length {video.shape[1]}; use more frames '
+                         f'(config.dataset.num_frames) or temporal_pool=1')
     x = self._stem(video, train, self.stem_temporal_kernel)
     for s, kernels in enumerate(self.block_temporal_kernels()):
       x = self._stage(x, train, s, kernels, nonlocal_after=tuple(self.nonlocal_blocks[s]),
                       nonlocal_pool=tuple(self.nonlocal_pool))
       if s == 0 and self.temporal_pool > 1:
-        if x.shape[1] < self.temporal_pool:
-          raise ValueError(f'config.model.temporal_pool={self.temporal_pool} exceeds the clip '
-                           f'length {x.shape[1]}; use more frames or temporal_pool=1.')
         pool = (self.temporal_pool, 1, 1)
         x = nn.max_pool(x, pool, pool)
     x = jnp.mean(x, axis=(1, 2, 3))

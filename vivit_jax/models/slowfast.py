@@ -32,8 +32,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vivit_jax.models import resnet
-from vivit_jax.models.layers import Dtype, check_video
+from vivit_jax.models import inputs, resnet
+from vivit_jax.models.layers import Dtype
 
 SLOW_TEMPORAL_KERNELS = (1, 1, 3, 3)  # res2..res5; stem 1.
 FAST_TEMPORAL_KERNELS = (3, 3, 3, 3)
@@ -131,11 +131,12 @@ class SlowFast(resnet._ResNet):  # pylint: disable=protected-access
 
   @nn.compact
   def __call__(self, video: jax.Array, *, train: bool) -> jax.Array:
-    check_video(video, 'SlowFast')
+    inputs.check_video(video, 'SlowFast')
     if video.shape[1] % self.alpha:
-      raise ValueError(f'SlowFast needs a clip length divisible by config.model.alpha='
-                       f'{self.alpha} (the slow pathway takes every alpha-th frame), got '
-                       f'{video.shape[1]} frames; change config.dataset.num_frames or alpha.')
+      raise inputs.error(video, 'SlowFast', f'it needs a clip length divisible by '
+                         f'config.model.alpha={self.alpha} (the slow pathway takes every '
+                         f'alpha-th frame), got {video.shape[1]} frames; change '
+                         f'config.dataset.num_frames or alpha')
     slow_net, fast_net = self.pathway(False, name='slow'), self.pathway(True, name='fast')
     slow, fast = video[:, ::self.alpha], video
     for part in range(resnet.NUM_STAGES + 1):

@@ -12,7 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vivit_jax.models import embed, layers
+from vivit_jax.models import embed, inputs, layers
 from vivit_jax.models.layers import Dtype, partitioned
 
 class DividedBlock(nn.Module):
@@ -141,11 +141,14 @@ class TimeSformer(nn.Module):
 
   @nn.compact
   def __call__(self, video: jax.Array, *, train: bool) -> jax.Array:
+    inputs.check_video(video, 'TimeSformer')
     b, t, h, w, c = video.shape
-    if (t, h, w) != (self.num_frames, self.image_size, self.image_size):
-      raise ValueError(f'Input of shape {video.shape} (B, T, H, W, C) does not match '
-                       f'config.model.num_frames={self.num_frames} and '
-                       f'config.model.image_size={self.image_size}.')
+    clip = (self.num_frames, self.image_size, self.image_size)
+    if (t, h, w) != clip:
+      raise inputs.error(video, 'TimeSformer', f'config.model.num_frames={self.num_frames} and '
+                         f'image_size={self.image_size} fix (T, H, W) to {clip} (the time and '
+                         f'position embeddings); set config.dataset.num_frames and crop_size '
+                         f'to match')
     frames = embed.TubeletEmbed((self.patch_size,) * 2, self.hidden_size, self.dtype,
                                 self.param_dtype, name='embedding')(video.reshape(b * t, h, w, c))
     x = embed.AddClassToken(self.param_dtype, name='cls')(

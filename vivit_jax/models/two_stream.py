@@ -19,7 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vivit_jax.models import fusion, layers
+from vivit_jax.models import fusion, inputs
 
 
 class TwoStream(fusion.FrameResNet):
@@ -36,11 +36,12 @@ class TwoStream(fusion.FrameResNet):
 
   @nn.compact
   def __call__(self, video: jax.Array, *, flow: jax.Array, train: bool) -> jax.Array:
-    layers.check_video(video, 'TwoStream')
+    inputs.check_video(video, 'TwoStream')
     b, t, h, w, _ = video.shape
     if t < 2:
-      raise ValueError(f'TwoStream needs clips of at least 2 frames (one flow field), got '
-                       f'{video.shape}; raise config.dataset.num_frames.')
+      raise inputs.error(video, 'TwoStream', 'it needs clips of at least 2 frames (one flow '
+                         'field); raise config.dataset.num_frames')
+    inputs.check_video(flow, 'TwoStream', channels=2, name='flow')
     if flow.shape != (b, t - 1, h, w, 2):
       raise ValueError(f'TwoStream needs flow (B, T - 1, H, W, 2) = {(b, t - 1, h, w, 2)} for '
                        f'video {video.shape}, got {flow.shape}; set config.dataset.flow=True.')

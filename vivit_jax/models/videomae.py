@@ -48,7 +48,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vivit_jax.models import embed, layers, masking
+from vivit_jax.models import embed, inputs, layers, masking
 from vivit_jax.models.layers import Dtype, partitioned
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -182,15 +182,11 @@ class _Encoder(nn.Module):
       if not 0 <= getattr(self, field) < 1:
         raise ValueError(f'config.model.{field}={getattr(self, field)} must be in [0, 1).')
 
-  def _tokens(self, video: jax.Array) -> jax.Array:
-    """(B, T, H, W, C) -> cube tokens (B, nt, nh, nw, D), with a clear error for misfit sizes."""
-    if video.ndim != 5:
-      raise ValueError(f'VideoMAE takes videos (B, T, H, W, C); got shape {video.shape}.')
+  def _tokens(self, video: jax.Array, channels: int = 3) -> jax.Array:
+    """(B, T, H, W, channels) -> cube tokens (B, nt, nh, nw, D), after inputs.check_video."""
     cube = (self.tubelet_size, self.patch_size, self.patch_size)
-    if any(d % c for d, c in zip(video.shape[1:4], cube)):
-      raise ValueError(f'Input of shape {video.shape} (B, T, H, W, C) cannot be cut into cubes of '
-                       f'config.model.tubelet_size x patch_size x patch_size = {cube}: T, H, W '
-                       f'must be multiples of them; change the clip size or the cube size.')
+    inputs.check_video(video, type(self).__name__, channels=channels, patch=cube,
+                       patch_name='cubes of config.model.tubelet_size x patch_size x patch_size')
     return embed.TubeletEmbed(cube, self.hidden_size, self.dtype, self.param_dtype,
                               name='embedding')(video)
 
@@ -326,10 +322,7 @@ class VideoMAEPretrain(_Encoder):
   @nn.compact
   def __call__(self, video: jax.Array, *, train: bool,
                mask: Optional[jax.Array] = None) -> dict[str, Any]:
-    if video.shape[-1] != len(self.pixel_mean):
-      raise ValueError(f'The video has {video.shape[-1]} channels but config.model.pixel_mean/'
-                       f'pixel_std have {len(self.pixel_mean)}.')
-    tokens = self._tokens(video)
+    tokens = self._tokens(video, channels=len(self.pixel_mean))
     b, grid, d = tokens.shape[0], tuple(tokens.shape[1:4]), tokens.shape[-1]
     n = math.prod(grid)
     count, keep = self.num_masked(grid)

@@ -23,7 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vivit_jax.models import embed, layers
+from vivit_jax.models import embed, inputs, layers
 from vivit_jax.models.layers import Dtype
 
 CLASSIFIERS = ('token', 'gap')
@@ -95,8 +95,10 @@ class ViViT(nn.Module):
 
   @nn.compact
   def __call__(self, video: jax.Array, *, train: bool) -> jax.Array:
-    tokens = embed.TubeletEmbed(embed.tubelet_shape(self.tokenizer, self.patch_size),
-                                self.hidden_size, self.dtype, self.param_dtype,
+    tubelet = embed.tubelet_shape(self.tokenizer, self.patch_size)
+    inputs.check_video(video, 'ViViT', patch=tubelet,
+                       patch_name='tubelets of config.model.patch_size')
+    tokens = embed.TubeletEmbed(tubelet, self.hidden_size, self.dtype, self.param_dtype,
                                 name='embedding')(video)
     if self.variant == 'factorised_encoder':
       x = self._factorised_encoder(tokens, train)
