@@ -5,8 +5,8 @@ Multi-host: every process runs the same command; on a TPU VM pod slice add --mul
 Open MPI jobs are detected, elsewhere pass --coordinator=HOST:PORT --num_processes=N
 --process_id=I (vivit_jax.distributed).
 """
+import difflib
 import os
-import re
 import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
@@ -27,20 +27,33 @@ _MULTIHOST = flags.DEFINE_bool('multihost', False, 'Multi-host with parameters J
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
+def _unknown_override(config, argv) -> str | None:
+  """The first --config.a.b=v on `argv` that names no field of `config`, with a suggestion."""
+  for arg in argv[1:]:
+    if not arg.startswith('--config.'):
+      continue
+    node, path = config, arg.split('=')[0][len('--config.'):].split('.')
+    for depth, key in enumerate(path):
+      if not hasattr(node, 'keys') or key not in node:
+        siblings = list(node.keys()) if hasattr(node, 'keys') else []
+        close = difflib.get_close_matches(key, siblings, n=1)
+        known = '.'.join(['config', *path[:depth]])
+        hint = f' (did you mean {known}.{close[0]}?)' if close else ''
+        return f'--config.{".".join(path)}: {known} has no field {key!r}{hint}'
+      node = node[key]
+  return None
+
+
 def _parse_flags(argv):
   """absl flag parsing, with an unknown or mistyped config field reported in one line."""
   try:
     return flags.FLAGS(argv)
-  except (AttributeError, KeyError) as e:  # ml_collections: a field the config lacks.
-    text = str(e).replace('\\n', ' ').replace('\n', ' ')
-    overrides = [a.split('=')[0] for a in argv[1:] if a.startswith('--config.')]
-    named = [o for o in overrides
-             if any(re.search(rf'\b{re.escape(c)}\b', text) for c in o.split('.')[1:])]
-    hint = re.search(r'Did you mean "[^"]+"', text)
-    sys.exit(f'Unknown config field {named[0] if named else text}'
-             f'{" (" + hint.group(0) + "?)" if hint else ""}: no such field in the config.')
-  except flags.Error as e:
-    sys.exit(f'Bad flag: {e}')
+  except (flags.Error, AttributeError, KeyError) as e:  # ml_collections: a field it lacks.
+    from vivit_jax.train import workdir
+    path = workdir.flag_value('config', argv)
+    config = flags.FLAGS['config'].parser.parse(path) if path else None
+    unknown = _unknown_override(config, argv) if config is not None else None
+    sys.exit(f'Unknown config field {unknown}.' if unknown else f'Bad flag: {e}')
 
 
 def main(argv):
@@ -58,8 +71,13 @@ def main(argv):
   except loop.TrainingInterrupted as stop:
     logging.warning('%s', stop)
     sys.exit(128 + stop.signum)
-  except (ValueError, FileNotFoundError, FloatingPointError) as e:
-    # Bad config, data, checkpoint or a diverged run: the message names the fix.
+  except KeyboardInterrupt:  # A second Ctrl-C, or one during the final evaluation.
+    sys.exit('Interrupted. Every checkpoint written so far is kept: rerun the same command to '
+             'resume (a finished run evaluates again), or `python -m vivit_jax.evaluate '
+             f'--workdir {_WORKDIR.value}`.')
+  except (ValueError, OSError, FloatingPointError) as e:
+    # Bad config, data, workdir, checkpoint, a full disk or a diverged run: the message names
+    # the fix.
     if os.environ.get('VIVIT_TRACEBACK'):
       raise
     sys.exit(f'{type(e).__name__}: {e}\n(Set VIVIT_TRACEBACK=1 to see the traceback.)')

@@ -154,18 +154,24 @@ def test_prefetch_puts_the_next_batch_before_yielding():
 
 
 def _step_metrics(i: int, finite: float) -> dict:
-  return {k: jnp.float32(v) for k, v in dict(loss_sum=2.0 * i, count=2.0, grad_norm=i,
-                                             lr=0.1 * i, finite=finite).items()}
+  return {**{k: jnp.float32(v) for k, v in dict(loss_sum=2.0 * i, count=2.0, grad_norm=i,
+                                                lr=0.1 * i, finite=finite).items()},
+          'faults': jnp.int32(0 if finite else step.NON_FINITE_GRADS)}
+
+
+def _describe(step_number, faults):
+  return f'step {step_number} faults {faults}'
+
 
 
 def test_metrics_are_summed_on_device_and_checked_when_read():
-  metrics = loop._TrainMetrics()
+  metrics = loop._TrainMetrics(_describe)
   for i, finite in enumerate([1.0, 0.0, 1.0, 0.0], start=1):
     metrics.push(i, _step_metrics(i, finite))
   assert all(isinstance(v, jax.Array) for v in metrics.totals.values())  # Nothing fetched yet.
-  with pytest.raises(loop.NonFiniteLossError, match='at step 2;'):
+  with pytest.raises(loop.NonFiniteLossError, match=f'^step 2 faults {step.NON_FINITE_GRADS}$'):
     metrics.check()
-  metrics = loop._TrainMetrics()
+  metrics = loop._TrainMetrics(_describe)
   for i in (1, 2):
     metrics.push(i, _step_metrics(i, 1.0))
   summary = metrics.average()

@@ -1,5 +1,6 @@
 """The training loop: data -> train step -> metrics, checkpoints and evaluation."""
 import collections
+import contextlib
 import dataclasses
 import itertools
 import logging
@@ -14,7 +15,7 @@ from jax.experimental import multihost_utils
 
 from vivit_jax import data, models, visualize
 from vivit_jax.train import checkpoint, metrics, optim, sharding, state as state_lib, step, tasks
-from vivit_jax.train import workdir as workdir_lib
+from vivit_jax.train import validate, workdir as workdir_lib, workdir_lock
 from vivit_jax.weights import init_from
 
 log = logging.getLogger('vivit_jax')
@@ -29,7 +30,7 @@ class TrainingInterrupted(Exception):
 
 
 class NonFiniteLossError(FloatingPointError):
-  """The loss or gradients became NaN/inf; the last good checkpoint is kept."""
+  """A step's loss, gradients or update became NaN/inf; the last good checkpoint is kept."""
 
 
 class _StopSignals:
@@ -70,22 +71,6 @@ class _StopSignals:
       signal.signal(s, handler)
 
 
-def _check_config(config, info, mesh, rules):
-  """Fails early, naming the field and the fix, where config, dataset and mesh disagree."""
-  if config.task == 'classification' and config.model.num_classes != info['num_classes']:
-    raise ValueError(
-        f"config.model.num_classes={config.model.num_classes} but dataset "
-        f"'{config.dataset.name}' has {info['num_classes']} classes; set "
-        f"--config.model.num_classes={info['num_classes']}.")
-  per_batch = sharding.batch_shards(mesh, rules)
-  for field in ('batch_size', 'eval_batch_size'):
-    size = config.train[field]
-    if size % per_batch or size % jax.process_count():
-      raise ValueError(
-          f'config.train.{field}={size} must be divisible by the {per_batch} batch shards of '
-          f'the mesh and the {jax.process_count()} processes; pick a multiple of {per_batch}.')
-
-
 def _extra_input_shapes(config, model, input_shape) -> dict:
   """`models.extra_input_shapes` for the model's init; ValueError if the model and
   config.dataset.flow disagree."""
@@ -123,11 +108,13 @@ def _summed(metrics) -> list[str]:
 
 @jax.jit
 def _accumulate(totals: dict, metrics: dict, step_number) -> dict:
-  """totals + one step's metrics, on the device; `first_bad` keeps the first non-finite step."""
+  """totals + one step's metrics, on the device; `first_bad` keeps the first non-finite step and
+  `first_faults` what went non-finite there (step.NON_FINITE_* bits)."""
   bad = (metrics['finite'] == 0) & (totals['first_bad'] == 0)
   return {**{k: totals[k] + metrics[k] for k in _summed(metrics)}, 'lr': metrics['lr'],
           'steps': totals['steps'] + 1,
-          'first_bad': jnp.where(bad, step_number, totals['first_bad'])}
+          'first_bad': jnp.where(bad, step_number, totals['first_bad']),
+          'first_faults': jnp.where(bad, metrics['faults'], totals['first_faults'])}
 
 
 MAX_STEPS_AHEAD = 2  # Steps the host may dispatch ahead of the device (bounds queued batches).
@@ -139,15 +126,18 @@ class _TrainMetrics:
   to stay at most MAX_STEPS_AHEAD steps ahead. Reading raises NonFiniteLossError naming the first
   step since the last average that went non-finite."""
 
-  def __init__(self):
+  def __init__(self, describe):
+    """`describe(step_number, faults) -> str`: the error message for a non-finite step."""
     self.totals = None
+    self.describe = describe
     self._in_flight = collections.deque()
 
   def push(self, step_number: int, metrics_on_device: dict):
     if self.totals is None:
       m = metrics_on_device
       self.totals = {**{k: jnp.zeros_like(m[k]) for k in _summed(m)}, 'lr': m['lr'],
-                     'steps': jnp.int32(0), 'first_bad': jnp.int32(0)}
+                     'steps': jnp.int32(0), 'first_bad': jnp.int32(0),
+                     'first_faults': jnp.int32(0)}
     self.totals = _accumulate(self.totals, metrics_on_device, step_number)
     self._in_flight.append(self.totals['steps'])
     if len(self._in_flight) > MAX_STEPS_AHEAD:
@@ -160,10 +150,7 @@ class _TrainMetrics:
       return None
     host = jax.device_get(self.totals)
     if host['first_bad']:
-      raise NonFiniteLossError(
-          f'Non-finite loss or gradients at step {host["first_bad"]}; that update was not '
-          f'applied. Lower config.optimizer.learning_rate or config.optimizer.grad_clip_norm, '
-          f'or check the input data.')
+      raise NonFiniteLossError(self.describe(int(host['first_bad']), int(host['first_faults'])))
     return host
 
   def average(self) -> dict:
@@ -208,10 +195,11 @@ class Experiment:
 def setup(config, workdir: str) -> Experiment:
   """Builds mesh, model, task, optimizer and the state: restored from workdir if it has a
   checkpoint, else initialised from config.init_from.path if set, else fresh."""
+  validate.validate(config)
   mesh = sharding.make_mesh(config.mesh)
   rules = tuple(tuple(r) for r in config.sharding_rules)
   info = data.dataset_info(config.dataset)
-  _check_config(config, info, mesh, rules)
+  validate.check_against(config, info['num_classes'], sharding.batch_shards(mesh, rules))
   model = models.build(config.model)
   tx, schedule = optim.make_optimizer(config.optimizer, config.train.num_steps)
   ds = config.dataset
@@ -222,7 +210,7 @@ def setup(config, workdir: str) -> Experiment:
   ckpt = checkpoint.Checkpointer(
       os.path.join(workdir_lib.absolute(workdir), 'checkpoints'),
       every_steps=config.checkpoint.every_steps, keep=config.checkpoint.keep,
-      model_config=config.model.to_dict())
+      model_config=config.model.to_dict(), optimizer_config=config.optimizer.to_dict())
   state = ckpt.restore_latest(abstract)  # Resuming always wins over init_from.
   if state is None:
     state = make_state()
@@ -250,68 +238,104 @@ def restore_for_eval(config, workdir: str) -> Experiment:
 
 
 def run(config, workdir: str) -> dict:
-  """Trains and evaluates `config` in `workdir`, resuming from its latest checkpoint.
+  """Trains and evaluates `config` in `workdir`, resuming from its latest checkpoint; one run per
+  workdir at a time (`workdir_lock`).
 
   Returns the final evaluation metrics {'eval/top1', 'eval/top5', 'eval/loss', 'eval/count'}.
   """
-  exp = setup(config, workdir)
-  if jax.process_index() == 0:  # The tools that take only --workdir read it back.
-    workdir_lib.save_config(config, workdir)
+  validate.validate(config)  # Before the workdir is created.
+  with workdir_lock.hold(workdir):
+    exp = setup(config, workdir)
+    if jax.process_index() == 0:  # The tools that take only --workdir read it back.
+      workdir_lib.save_config(config, workdir)
+    eval_step = step.make_eval_step(exp.model, exp.task, **exp.step_kwargs())
+    writer = metrics.MetricWriter(workdir, enabled=jax.process_index() == 0,
+                                  resume_step=int(exp.state.step))
+    reconstructions = (visualize.EvalReconstructions(exp, config, workdir)
+                       if config.task == 'masked_video_modeling' else None)
+
+    def evaluator(state, title: str, done: int) -> dict:
+      results = evaluate(eval_step, state, config, exp.batch_sharding)
+      _report_eval(title, done, results, writer, config.dataset.eval_split)
+      if reconstructions:  # WORKDIR/reconstructions/step_N.png
+        reconstructions.write(state, done)
+      return results
+
+    try:
+      state = _train(exp, config, writer, evaluator)
+    except BaseException:
+      with contextlib.suppress(checkpoint.CheckpointSaveError):  # The first error is the news.
+        exp.ckpt.close()
+      raise
+    exp.ckpt.close()
+    return evaluator(state, 'Final evaluation', config.train.num_steps)
+
+
+def _train(exp: Experiment, config, writer: metrics.MetricWriter, evaluator):
+  """The training steps from the restored step to config.train.num_steps, with an
+  `evaluator(state, title, step)` every eval_every_steps; returns the state, saved as the final
+  checkpoint."""
   state, ckpt, batch_sharding, ds = exp.state, exp.ckpt, exp.batch_sharding, config.dataset
   first = int(state.step)
   num_steps, train = config.train.num_steps, config.train
   train_step = step.make_train_step(exp.model, exp.task, exp.tx, exp.schedule, seed=config.seed,
                                     **exp.step_kwargs())
-  eval_step = step.make_eval_step(exp.model, exp.task, **exp.step_kwargs())
-  writer = metrics.MetricWriter(workdir, enabled=jax.process_index() == 0)
-  reconstructions = (visualize.EvalReconstructions(exp, config, workdir)
-                     if config.task == 'masked_video_modeling' else None)
   log.info('Training %s on %s from step %d to %d on mesh %s', config.model.name, ds.name,
            first, num_steps, dict(exp.mesh.shape))
   train_batches = _prefetch(itertools.islice(data.make_train_iterator(
       ds, global_batch_size=train.batch_size, seed=config.seed, start_step=first),
       num_steps - first), batch_sharding)
   progress = metrics.Progress(first, num_steps, train.batch_size)
-  train_metrics = _TrainMetrics()
+  train_metrics = _TrainMetrics(
+      lambda step_number, faults: _non_finite_message(step_number, faults, config, ckpt))
   start_time = time.perf_counter()
   with _StopSignals() as stop:
-    try:
-      for i in range(first, num_steps):
-        if stop.requested(i) is not None:
-          train_metrics.check()
-          ckpt.save(state, i, force=True)
-          ckpt.close()
-          raise TrainingInterrupted(stop.signum, f'Stopped by signal {stop.signum} at step {i}; '
-                                    f'checkpoint saved. Rerun the same command to resume.')
-        state, step_metrics = train_step(state, next(train_batches))
-        train_metrics.push(i + 1, step_metrics)
-        done = i + 1
-        if done % train.log_every_steps == 0 or done == num_steps:
-          summary = train_metrics.average()
-          line, clips_per_s = progress.line(done, summary)
-          log.info(line)
-          writer.write(done, {**summary, 'train/clips_per_s': clips_per_s})
-        if ckpt.due(done):
-          train_metrics.check()  # Never checkpoint past a step that went non-finite.
-          ckpt.save(state, done)
-        if done % train.eval_every_steps == 0 and done != num_steps:
-          _report_eval(f'step {done} eval', done, evaluate(eval_step, state, config, batch_sharding),
-                       writer, ds.eval_split)
-          if reconstructions:  # WORKDIR/reconstructions/step_N.png
-            reconstructions.write(state, done)
-          progress.pause(done)
-      train_metrics.check()
-    except NonFiniteLossError:
-      ckpt.close()
-      raise
+    for i in range(first, num_steps):
+      ckpt.raise_if_save_failed()
+      if stop.requested(i) is not None:
+        train_metrics.check()
+        ckpt.save(state, i, force=True)
+        ckpt.close()
+        raise TrainingInterrupted(stop.signum, f'Stopped by signal {stop.signum} at step {i}; '
+                                  f'checkpoint saved. Rerun the same command to resume.')
+      state, step_metrics = train_step(state, next(train_batches))
+      train_metrics.push(i + 1, step_metrics)
+      done = i + 1
+      if done % train.log_every_steps == 0 or done == num_steps:
+        summary = train_metrics.average()
+        line, clips_per_s = progress.line(done, summary)
+        log.info(line)
+        writer.write(done, {**summary, 'train/clips_per_s': clips_per_s})
+      if ckpt.due(done):
+        train_metrics.check()  # Never checkpoint past a step that went non-finite.
+        ckpt.save(state, done)
+      if done % train.eval_every_steps == 0 and done != num_steps:
+        evaluator(state, f'step {done} eval', done)
+        progress.pause(done)
+    train_metrics.check()
   ckpt.save(state, num_steps, force=True)
-  ckpt.close()
   log.info('Trained steps %d-%d in %.1f s', first, num_steps, time.perf_counter() - start_time)
-  results = evaluate(eval_step, state, config, batch_sharding)
-  _report_eval('Final evaluation', num_steps, results, writer, ds.eval_split)
-  if reconstructions:
-    reconstructions.write(state, num_steps)
-  return results
+  return state
+
+
+def _non_finite_message(step_number: int, faults: int, config, ckpt) -> str:
+  """What went non-finite in the update of `step_number`, its likely cause and the fix."""
+  parts = [name for bit, name in ((step.NON_FINITE_LOSS, 'loss'),
+                                  (step.NON_FINITE_GRADS, 'gradients'),
+                                  (step.NON_FINITE_UPDATE, 'updated parameters or optimizer state'))
+           if faults & bit]
+  opt = config.optimizer
+  if faults == step.NON_FINITE_UPDATE:  # Finite loss and gradients: the update overflowed.
+    cause = (f'the update overflowed: config.optimizer.learning_rate={opt.learning_rate} is too '
+             f'high, or config.model.param_dtype={config.model.get("param_dtype", "float32")} '
+             f'too narrow (use float32)')
+  else:
+    cause = (f'divergence or bad input: lower config.optimizer.learning_rate '
+             f'({opt.learning_rate}) or config.optimizer.grad_clip_norm '
+             f'({opt.get("grad_clip_norm")}), or check the data for NaN/inf')
+  return (f'Non-finite {" and ".join(parts)} in the update of step {step_number}: it was not '
+          f'applied and training stopped; the last good checkpoint (step {ckpt.last_good}) is '
+          f'kept and a rerun resumes from it. Likely cause: {cause}.')
 
 
 def _report_eval(title: str, step_number: int, results: dict, writer, split: str):

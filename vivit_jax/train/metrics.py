@@ -8,14 +8,30 @@ import tensorflow as tf
 
 
 class MetricWriter:
-  """Appends `{'step': s, 'train/loss': ...}` lines to metrics.jsonl and TensorBoard scalars."""
+  """Appends `{'step': s, 'train/loss': ...}` lines to metrics.jsonl and TensorBoard scalars.
 
-  def __init__(self, workdir: str, enabled: bool = True):
+  A run resumed at `resume_step` first drops the rows of later steps (written after that
+  checkpoint, before the interruption): they are written again, so each step has one row per
+  kind (train, eval).
+  """
+
+  def __init__(self, workdir: str, enabled: bool = True, resume_step: int = 0):
     self.enabled = enabled
     if enabled:
       tf.io.gfile.makedirs(workdir)
       self.path = os.path.join(workdir, 'metrics.jsonl')
       self.summary = tf.summary.create_file_writer(os.path.join(workdir, 'tensorboard'))
+      self._drop_after(resume_step)
+
+  def _drop_after(self, step: int):
+    if not tf.io.gfile.exists(self.path):
+      return
+    with tf.io.gfile.GFile(self.path) as f:
+      lines = f.read().splitlines(keepends=True)
+    kept = [line for line in lines if _step_of(line) is not None and _step_of(line) <= step]
+    if len(kept) < len(lines):
+      with tf.io.gfile.GFile(self.path, 'w') as f:
+        f.write(''.join(kept))
 
   def write(self, step: int, metrics: dict):
     if not self.enabled:
@@ -26,6 +42,14 @@ class MetricWriter:
       for name, value in metrics.items():
         tf.summary.scalar(name, float(value))
     self.summary.flush()
+
+
+def _step_of(line: str) -> int | None:
+  """A metrics.jsonl row's step; None for a row cut short by a kill."""
+  try:
+    return int(json.loads(line)['step'])
+  except (json.JSONDecodeError, KeyError, TypeError):
+    return None
 
 
 def _duration(seconds: float) -> str:

@@ -12,6 +12,18 @@ RNG_STREAMS = ('dropout', 'drop_path', 'masking', 'augment')  # 'augment': task.
 EVAL_MASKING_SEED = 0  # Masks drawn in evaluation (masked video modeling) are fixed.
 
 
+# Bits of the step's `faults` metric: what went non-finite.
+NON_FINITE_LOSS, NON_FINITE_GRADS, NON_FINITE_UPDATE = 1, 2, 4
+
+
+def all_finite(tree) -> jax.Array:
+  """True iff every floating-point leaf of `tree` is finite: one fused scalar (x * 0 is 0 for
+  finite x, NaN for inf and NaN), in float32 so float16 leaves cannot overflow the sum."""
+  leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(jnp.result_type(x), jnp.floating)]
+  return jnp.isfinite(sum((jnp.sum(x.astype(jnp.float32) * 0) for x in leaves),
+                          jnp.float32(0)))
+
+
 class RetraceError(RuntimeError):
   """The train step was traced (and compiled) again after its first call."""
 
@@ -33,8 +45,9 @@ def make_train_step(model: nn.Module, task, tx: optax.GradientTransformation, sc
   The batch is {'video': (B, T, H, W, C), 'label': (B,), ...} sharded by `batch_sharding`; the
   task augments it (`task.prepare`), adds model arguments and computes the loss; batch entries
   the model takes by keyword (e.g. 'flow') are passed on.
-  A step whose loss or gradients are not finite leaves the state untouched and reports
-  `finite = 0`, so the loop can stop with the last good state.
+  A step whose loss, gradients, updated parameters or optimizer state are not finite leaves the
+  state untouched and reports `finite = 0` and which went non-finite in `faults`
+  (NON_FINITE_* bits), so the loop can stop with the last good state.
   The step compiles once: a call that traces it again (another batch shape or dtype, a state
   whose structure, dtypes or shardings changed) raises RetraceError.
   """
@@ -60,13 +73,16 @@ def make_train_step(model: nn.Module, task, tx: optax.GradientTransformation, sc
     candidate = TrainState(step=state.step + 1, params=optax.apply_updates(state.params, updates),
                            batch_stats=batch_stats, opt_state=opt_state)
     grad_norm = optax.tree.norm(grads)
-    # One scalar test (the global norm is finite iff every gradient is, short of overflowing
-    # float32, where global-norm clipping fails too): a per-leaf test chained into each leaf's
-    # select made XLA:CPU compile leaves x leaves (SlowFast: 330 leaves, ~100 s).
-    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    # One fused scalar per part, no per-leaf select (a per-leaf test chained into each leaf's
+    # select made XLA:CPU compile leaves x leaves: SlowFast, 330 leaves, ~100 s). The gradient
+    # norm is finite iff every gradient is (short of overflowing float32, where global-norm
+    # clipping fails too); `all_finite` covers the updated parameters and optimizer state.
+    faults = (NON_FINITE_LOSS * ~jnp.isfinite(loss) + NON_FINITE_GRADS * ~jnp.isfinite(grad_norm)
+              + NON_FINITE_UPDATE * ~all_finite((candidate.params, candidate.opt_state)))
+    finite = faults == 0
     new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), candidate, state)
     metrics = dict(metrics, grad_norm=grad_norm, lr=schedule(state.step),
-                   finite=finite.astype(jnp.float32))
+                   finite=finite.astype(jnp.float32), faults=faults.astype(jnp.int32))
     return new_state, metrics
 
   replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())

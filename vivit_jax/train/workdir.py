@@ -60,7 +60,7 @@ def get_config(workdir: str):
   return load_config(workdir)
 
 
-def _flag_value(name: str, argv: list[str]) -> str | None:
+def flag_value(name: str, argv: list[str]) -> str | None:
   """The value of --name=V or --name V on `argv`, or None."""
   for i, arg in enumerate(argv):
     for prefix in (f'--{name}', f'-{name}'):
@@ -76,7 +76,7 @@ def define_config_flag(argv: list[str] | None = None):
   read it through `flag_config`."""
   from ml_collections import config_flags
   argv = sys.argv if argv is None else argv
-  workdir = _flag_value('workdir', argv)
+  workdir = flag_value('workdir', argv)
   default = f'{os.path.abspath(__file__)}:{workdir}' if workdir else None
   return config_flags.DEFINE_config_file(
       'config', default, 'Config file the workdir was trained with (default: its config.json).')

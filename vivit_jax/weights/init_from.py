@@ -89,7 +89,7 @@ def save_params(directory: str, params: Params, model_config: dict):
   """Writes `params` and `model_config` as the Orbax checkpoint `directory`/0 (items 'state' =
   {'params': params} and 'meta', as in a workdir's checkpoints), for config.init_from.path."""
   manager = _manager(directory)
-  meta = {'model_config': model_config, 'param_shapes': checkpoint.param_shapes(params)}
+  meta = {'model_config': model_config, 'param_shapes': checkpoint.shapes(params)}
   manager.save(0, args=ocp.args.Composite(state=ocp.args.StandardSave({'params': params}),
                                            meta=ocp.args.JsonSave(meta)))
   manager.wait_until_finished()
