@@ -40,6 +40,16 @@ def trained(synthetic_data_dir, tmp_path_factory):
   return workdir
 
 
+def test_rerunning_a_finished_run_trains_and_evaluates_nothing(config, trained, caplog):
+  before = open(os.path.join(trained, 'metrics.jsonl')).read()
+  final = json.loads(before.splitlines()[-1])
+  caplog.set_level(logging.INFO, logger='vivit_jax')
+  results = loop.run(config, trained)
+  assert 'already trained to step 4' in caplog.text
+  assert results == {k: v for k, v in final.items() if k != 'step'}
+  assert open(os.path.join(trained, 'metrics.jsonl')).read() == before
+
+
 def _steps(workdir) -> list[int]:
   directory = os.path.join(workdir, 'checkpoints')
   return sorted(int(n) for n in os.listdir(directory) if n.isdigit())

@@ -35,3 +35,16 @@ def test_unknown_dataset_is_one_clear_error(tmp_path):
   assert result.returncode == 1
   assert "Unknown dataset 'kinetics_typo' (config.dataset.name)" in result.stderr
   assert 'Traceback' not in result.stderr
+
+
+@pytest.mark.parametrize('config, expected', [
+    ('configs/nope.py', '--config configs/nope.py: no such config file; configs live in configs/'),
+    ('configs/cnn/i3d_r50_k400.py:tiyn', "Unknown preset argument 'tiyn'"),
+])
+def test_bad_config_file_is_one_line_at_flag_parsing(config, expected):
+  result = subprocess.run(
+      [sys.executable, '-m', 'vivit_jax.main', '--config', config,
+       '--workdir', '/nonexistent/never-used'], cwd=REPO, capture_output=True, text=True,
+      timeout=120)
+  assert result.returncode != 0
+  assert expected in result.stderr and 'Traceback' not in result.stderr

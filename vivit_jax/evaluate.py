@@ -121,7 +121,7 @@ def evaluate(config, workdir: str, split: str | None = None, out: str | None = N
   ds = config.dataset
   record = {'workdir': workdir_lib.absolute(workdir), 'step': int(exp.state.step),
             'dataset': ds.name, 'split': ds.eval_split, 'videos': int(results['eval/count']),
-            'views_per_video': results['eval/views'], 'eval_clips': ds.eval_clips,
+            'views_per_video': int(results['eval/views']), 'eval_clips': ds.eval_clips,
             'eval_crops': ds.eval_crops, 'top1': results['eval/top1'],
             'top5': results['eval/top5'], 'mean_class_accuracy': per_class['mean_class_accuracy'],
             'loss': results['eval/loss']}

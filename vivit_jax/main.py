@@ -44,14 +44,30 @@ def _unknown_override(config, argv) -> str | None:
   return None
 
 
+def _config_file_error(path: str, error: Exception) -> str:
+  """One line for a --config file that cannot load: missing, or its get_config(ARG) raised."""
+  if isinstance(error, OSError) and 'No such file' in str(error):
+    return (f'--config {path}: no such config file; configs live in configs/, e.g. '
+            f'--config configs/default.py.')
+  return f'--config {path}: {str(error).strip().splitlines()[-1]}'
+
+
 def _parse_flags(argv):
-  """absl flag parsing, with an unknown or mistyped config field reported in one line."""
+  """absl flag parsing, with a config file that cannot load, or an unknown or mistyped config
+  field, reported in one line."""
+  from vivit_jax.train import workdir
+  path = workdir.flag_value('config', argv)
   try:
-    return flags.FLAGS(argv)
+    remaining = flags.FLAGS(argv)
+    _CONFIG.value.get('seed')  # Loads the config file now: its errors are flag errors.
+    return remaining
+  except (OSError, ValueError, TypeError) as e:  # Loading the config file.
+    sys.exit(_config_file_error(path, e))
   except (flags.Error, AttributeError, KeyError) as e:  # ml_collections: a field it lacks.
-    from vivit_jax.train import workdir
-    path = workdir.flag_value('config', argv)
-    config = flags.FLAGS['config'].parser.parse(path) if path else None
+    try:
+      config = flags.FLAGS['config'].parser.parse(path) if path else None
+    except (OSError, ValueError, TypeError) as load_error:
+      sys.exit(_config_file_error(path, load_error))
     unknown = _unknown_override(config, argv) if config is not None else None
     sys.exit(f'Unknown config field {unknown}.' if unknown else f'Bad flag: {e}')
 

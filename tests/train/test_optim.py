@@ -9,7 +9,7 @@ import pytest
 from tests.helpers import load_config
 from vivit_jax import models
 from vivit_jax.models import scan
-from vivit_jax.train import optim
+from vivit_jax.train import optim, validate
 
 
 def _params(num_layers: int = 3):
@@ -71,12 +71,23 @@ def test_scanned_params_get_the_unrolled_updates(name):
 
 
 def test_layer_decay_errors():
-  opt = load_config().optimizer
-  opt.layer_decay = 1.5
-  with pytest.raises(ValueError, match=r'config.optimizer.layer_decay=1.5 must be in \(0, 1\]'):
-    optim.make_optimizer(opt, 10)
+  config = load_config()
+  config.optimizer.layer_decay = 1.5
+  with pytest.raises(ValueError, match=r'config.optimizer.layer_decay=1.5 is invalid: .*\(0, 1\]'):
+    validate.validate(config)
+  opt = config.optimizer
   opt.layer_decay = 0.5
   tx, _ = optim.make_optimizer(opt, 10)
   params = {'conv': {'kernel': jnp.ones((2, 2))}}
   with pytest.raises(ValueError, match='needs a model with encoder/spatial_encoder/block_i'):
     tx.update(params, tx.init(params), params)
+
+
+def test_warmup_longer_than_the_run_warns(caplog):
+  opt = load_config().optimizer
+  opt.warmup_steps = 60
+  optim.make_schedule(opt, 100)
+  assert not caplog.records
+  optim.make_schedule(opt, 40)
+  assert 'warmup_steps=60 >= config.train.num_steps=40' in caplog.text
+  assert '--config.optimizer.warmup_steps=4' in caplog.text

@@ -239,15 +239,14 @@ def restore_for_eval(config, workdir: str) -> Experiment:
 
 def run(config, workdir: str) -> dict:
   """Trains and evaluates `config` in `workdir`, resuming from its latest checkpoint; one run per
-  workdir at a time (`workdir_lock`).
+  workdir at a time (`workdir_lock`). A workdir already trained to config.train.num_steps only
+  returns its final evaluation (from metrics.jsonl; evaluated if the run stopped before it).
 
   Returns the final evaluation metrics {'eval/top1', 'eval/top5', 'eval/loss', 'eval/count'}.
   """
   validate.validate(config)  # Before the workdir is created.
   with workdir_lock.hold(workdir):
     exp = setup(config, workdir)
-    if jax.process_index() == 0:  # The tools that take only --workdir read it back.
-      workdir_lib.save_config(config, workdir)
     eval_step = step.make_eval_step(exp.model, exp.task, **exp.step_kwargs())
     writer = metrics.MetricWriter(workdir, enabled=jax.process_index() == 0,
                                   resume_step=int(exp.state.step))
@@ -261,6 +260,18 @@ def run(config, workdir: str) -> dict:
         reconstructions.write(state, done)
       return results
 
+    trained = int(exp.state.step)
+    if trained >= config.train.num_steps:
+      exp.ckpt.close()
+      log.info('Workdir %s is already trained to step %d (config.train.num_steps=%d): nothing to '
+               'train. Evaluate again with `python -m vivit_jax.evaluate --workdir %s`, or train '
+               'on with a larger --config.train.num_steps.', workdir, trained,
+               config.train.num_steps, workdir)
+      # Its final evaluation, unless the run was stopped before writing it.
+      return (metrics.final_eval(workdir, trained)
+              or evaluator(exp.state, 'Final evaluation', trained))
+    if jax.process_index() == 0:  # The tools that take only --workdir read it back.
+      workdir_lib.save_config(config, workdir)
     try:
       state = _train(exp, config, writer, evaluator)
     except BaseException:

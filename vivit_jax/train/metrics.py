@@ -44,6 +44,17 @@ class MetricWriter:
     self.summary.flush()
 
 
+def final_eval(workdir: str, step: int) -> dict | None:
+  """The eval/ metrics that metrics.jsonl holds for `step`, or None."""
+  path = os.path.join(workdir, 'metrics.jsonl')
+  if not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as f:
+    rows = [json.loads(line) for line in f if _step_of(line) == step]
+  evals = [row for row in rows if any(k.startswith('eval/') for k in row)]
+  return {k: v for k, v in evals[-1].items() if k != 'step'} if evals else None
+
+
 def _step_of(line: str) -> int | None:
   """A metrics.jsonl row's step; None for a row cut short by a kill."""
   try:

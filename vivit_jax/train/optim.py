@@ -10,6 +10,7 @@ learning rate and decoupled weight decay are both scaled, as in timm's param gro
 encoders (config.model.scan_layers: `TRUNK/blocks` leaves with a leading layer axis) get the same
 per-layer scale along that axis, and the same weight-decay mask per layer.
 """
+import logging
 import re
 
 import jax
@@ -17,6 +18,8 @@ import numpy as np
 import optax
 
 from vivit_jax.models import scan
+
+log = logging.getLogger('vivit_jax')
 
 # Top-level parameter names of the input embedding (layer 0 for layer_decay).
 EMBEDDING_NAMES = ('embedding', 'cls', 'pos_embedding', 'time_embedding', 'spatial_cls',
@@ -26,7 +29,13 @@ TRUNK_NAMES = ('encoder', 'spatial_encoder')
 
 
 def make_schedule(opt_config, num_steps: int) -> optax.Schedule:
-  """Linear warmup from 0 to `learning_rate`, then cosine decay to `end_learning_rate`."""
+  """Linear warmup from 0 to `learning_rate`, then cosine decay to `end_learning_rate`; warns
+  when the warm-up does not end before the run does."""
+  if opt_config.warmup_steps >= num_steps:
+    log.warning('config.optimizer.warmup_steps=%d >= config.train.num_steps=%d: the learning '
+                'rate never reaches its peak %g and the run may stay near chance. Set '
+                '--config.optimizer.warmup_steps=%d (a tenth of the run) or train longer.',
+                opt_config.warmup_steps, num_steps, opt_config.learning_rate, num_steps // 10)
   return optax.warmup_cosine_decay_schedule(
       init_value=0.0, peak_value=opt_config.learning_rate,
       warmup_steps=opt_config.warmup_steps,
@@ -112,9 +121,7 @@ def make_optimizer(opt_config, num_steps: int):
     raise ValueError(f"Unknown optimizer '{opt_config.name}' (config.optimizer.name); "
                      f'available: {", ".join(OPTIMIZERS)}.')
   schedule = make_schedule(opt_config, num_steps)
-  layer_decay = opt_config.get('layer_decay', 1.0)
-  if not 0 < layer_decay <= 1:
-    raise ValueError(f'config.optimizer.layer_decay={layer_decay} must be in (0, 1] (1 = off).')
+  layer_decay = opt_config.get('layer_decay', 1.0)  # In (0, 1]: train/validate.py.
   tx = optax.chain(optax.clip_by_global_norm(opt_config.grad_clip_norm),
                    OPTIMIZERS[opt_config.name](opt_config, schedule),
                    *([scale_by_layer_decay(layer_decay)] if layer_decay < 1 else []))
