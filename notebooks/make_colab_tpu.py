@@ -18,11 +18,11 @@ Train a tiny ViViT on the built-in `synthetic_motion` dataset, evaluate it (mult
 matrix, per-class accuracy), pre-train a tiny VideoMAE and look at its reconstructions, then
 classify one video file. Runtime > Change runtime type > **TPU** (a GPU or the CPU runtime work
 too: the same code runs on whatever devices JAX finds; on a 2-core CPU the classifier alone
-takes ~2.5 minutes)."""),
+takes minutes: benchmarks/default_job.md)."""),
     ('code', 'parameters', """\
 # Parameters (papermill-style cell tagged 'parameters'; tests/test_notebook.py overrides them).
 RUN_INSTALL = True  # Clone and pip-install vivit_jax and JAX for TPU (False: already installed).
-REPO_URL = 'https://github.com/OWNER/vivit_jax'  # The repository to clone.
+REPO_URL = ''  # This repository's clone URL (`git remote get-url origin` in a checkout).
 REPO = 'vivit_jax'  # Its checkout (cloned here if missing): configs/ are read from it.
 DATA_DIR = ''  # TFDS data dir: '' = ~/tensorflow_datasets (or $TFDS_DATA_DIR); gs://BUCKET/tfds.
 WORKDIR = 'runs'  # Runs go to WORKDIR/NAME; a gs://BUCKET/runs path outlives the Colab session.
@@ -39,6 +39,9 @@ import sys
 
 if RUN_INSTALL:
   if not os.path.isdir(REPO):
+    if not REPO_URL:
+      raise ValueError('Set REPO_URL in the parameters cell to the clone URL of vivit_jax '
+                       '(`git remote get-url origin` in a checkout prints it).')
     !git clone -q {REPO_URL} {REPO}
   %pip install -q -e {REPO} "jax[tpu]"
 sys.path.insert(0, os.path.abspath(REPO))  # The fresh install, without restarting the kernel."""),
@@ -56,8 +59,9 @@ standard datasets"):
 
 * your own videos: upload them as `/content/videos/<split>/<class>/<video>` and run
   `!python {REPO}/tools/build_dataset.py --src /content/videos --name my_videos --fps 10
-  --short_side 128 --data_dir {DATA_DIR}`, then set `config.dataset.name = 'my_videos'` and
-  `config.model.num_classes` below;
+  --short_side 128 --data_dir {DATA_DIR}`, then load `configs/video_folder.py` (crops sized for
+  that `--short_side`) instead of `configs/default.py` below and set `config.dataset.name` and
+  `config.model.num_classes`;
 * a dataset already built into a bucket: `DATA_DIR = 'gs://BUCKET/tfds'` in the parameters."""),
     ('code', 'dataset', """\
 import runpy
@@ -73,7 +77,8 @@ def load_config(path, arg=None):
 console.show_progress()  # Training progress lines in the cell outputs.
 config = load_config('configs/default.py')
 config.dataset.data_dir = DATA_DIR
-# config.dataset.name = 'my_videos'; config.model.num_classes = K  # Your own videos.
+# Your own videos: config = load_config('configs/video_folder.py'), then
+# config.dataset.name = 'my_videos'; config.model.num_classes = K
 info = data.dataset_info(config.dataset)
 print(f"{config.dataset.name}: {info['num_classes']} classes, {info['num_examples']}")"""),
     ('md', 'train-md', """\

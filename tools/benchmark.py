@@ -1,5 +1,6 @@
 r"""Benchmarks whose results are committed under benchmarks/ (NAME.json + NAME.md).
 
+  python tools/benchmark.py default_job [--seeds 0,1,...]
   python tools/benchmark.py videomae_pretraining [--workdir DIR] [--out benchmarks]
   python tools/benchmark.py motion_models [--models single_frame,i3d,...] [--steps N]
   python tools/benchmark.py data [--src DIR] [--batches N]
@@ -8,6 +9,12 @@ r"""Benchmarks whose results are committed under benchmarks/ (NAME.json + NAME.m
       [--max_batch_tolerance 0.1]] [--tag NAME] [--nophases] [--time_budget_s S]
   python tools/benchmark.py memory [--models vivit1,...] [--targets h200,v5e] [--batch 8]
       [--remat_arms none,full] [--xla_models vivit1] [--nolargest_batch]
+
+default_job: what does the README's first command give? configs/default.py trained and evaluated
+  once per seed of --seeds: test top-1/top-5, the run's time (dataset reused if built, compile,
+  600 steps, 2 evaluations) and its training clips/s (median of the progress lines after the
+  first), with the versions of jax, flax and tensorflow and the machine's load average. About 9
+  minutes per seed on 2 CPU cores shared with other jobs.
 
 models: how fast is our train step? For each preset of vivit_jax/benchmarking/presets.py (ViViT
   Models 1-4, VideoMAE pre-training and fine-tuning, TimeSformer, I3D, SlowFast, C3D) on one
@@ -73,7 +80,7 @@ _PRETRAIN_STEPS = flags.DEFINE_integer('pretrain_steps', None, 'videomae_pretrai
 _FINETUNE_STEPS = flags.DEFINE_integer('finetune_steps', None, 'videomae_pretraining: '
                                        'fine-tuning steps of each arm (default: the preset\'s).')
 _SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2', '3'],
-                           'videomae_pretraining: fine-tuning seeds.')
+                           'videomae_pretraining: fine-tuning seeds; default_job: training seeds.')
 _FINETUNE_SPLIT = flags.DEFINE_string(
     'finetune_split', None, "videomae_pretraining: the train split of both fine-tuning arms, e.g. "
     "'train[:10%]' (the low-label setting; results go to videomae_pretraining_train_10.*); "
@@ -153,6 +160,64 @@ def _timed_run(config, workdir: str) -> tuple[dict, float]:
   start = time.perf_counter()
   results = loop.run(config, workdir)
   return results, time.perf_counter() - start
+
+
+def _train_clips_per_s(workdir: str) -> float:
+  """Median train/clips_per_s of a run's metrics.jsonl rows after the first (which compiles)."""
+  import statistics  # pylint: disable=import-outside-toplevel
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    rates = [row['train/clips_per_s'] for row in map(json.loads, f) if 'train/clips_per_s' in row]
+  return round(statistics.median(rates[1:] or rates), 1)
+
+
+def _versions() -> dict:
+  import flax  # pylint: disable=import-outside-toplevel
+  import jax  # pylint: disable=import-outside-toplevel
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  return dict(python=platform.python_version(), jax=jax.__version__, flax=flax.__version__,
+              tensorflow=tf.__version__)
+
+
+def default_job(workdir: str, out: str) -> dict:
+  """Trains and evaluates configs/default.py once per seed; returns the result record."""
+  del out
+  runs = []
+  load_before = os.getloadavg()[0]
+  for seed in map(int, _SEEDS.value):
+    config = _preset('configs/default.py', None)
+    config.seed = seed
+    run_dir = os.path.join(workdir, f'seed_{seed}')
+    results, seconds = _timed_run(config, run_dir)
+    runs.append(dict(seed=seed, top1=results['eval/top1'], top5=results['eval/top5'],
+                     seconds=round(seconds, 1), clips_per_s=_train_clips_per_s(run_dir)))
+  return dict(benchmark='default_job', config='configs/default.py',
+              steps=config.train.num_steps, batch=config.train.batch_size,
+              test_clips=int(results['eval/count']), runs=runs, versions=_versions(),
+              machine=_machine(), load_average=[round(load_before, 1),
+                                                round(os.getloadavg()[0], 1)])
+
+
+def _default_job_table(record: dict) -> str:
+  rows = ['| seed | test top-1 | test top-5 | run time (s) | train clips/s |',
+          '|---|---|---|---|---|']
+  rows += [f"| {r['seed']} | {r['top1']:.4f} | {r['top5']:.4f} | {r['seconds']} | "
+           f"{r['clips_per_s']} |" for r in record['runs']]
+  top1 = [r['top1'] for r in record['runs']]
+  v, load = record['versions'], record['load_average']
+  shared = ' (other work shared the cores: an idle machine is faster)' if load[0] >= 1 else ''
+  return '\n'.join([
+      '# The default job (configs/default.py)', '',
+      f"`python -m vivit_jax.main --config {record['config']} --workdir DIR --config.seed=S`: "
+      f"{record['steps']} steps of batch {record['batch']}, then the final evaluation on "
+      f"{record['test_clips']} test clips. Run time: the whole command (dataset reused, compile, "
+      f"training, evaluations); clips/s: the median of the progress lines after the first.", '',
+      *rows, '',
+      f"Test top-1 over seeds: {min(top1):.4f}-{max(top1):.4f}. Versions: Python {v['python']}, "
+      f"jax {v['jax']}, flax {v['flax']}, tensorflow {v['tensorflow']}. Machine: "
+      f"{record['machine']}; 1-minute load average {load[0]} before, {load[1]} after{shared}.",
+      '',
+      'Regenerate: `python tools/benchmark.py default_job --seeds ' +
+      ','.join(str(r['seed']) for r in record['runs']) + '`.', ''])
 
 
 def videomae_pretraining(workdir: str, out: str) -> dict:
@@ -429,7 +494,8 @@ def _memory_table(record: dict) -> str:
   return memory_table.table(record)
 
 
-BENCHMARKS = {'videomae_pretraining': (videomae_pretraining, _videomae_pretraining_table),
+BENCHMARKS = {'default_job': (default_job, _default_job_table),
+              'videomae_pretraining': (videomae_pretraining, _videomae_pretraining_table),
               'motion_models': (motion_models, _motion_models_table),
               'data': (data_pipeline, _data_pipeline_table),
               'models': (speed_models, _speed_table),

@@ -1,5 +1,6 @@
 """tools/benchmark.py's result files: the VideoMAE table names the fine-tuning split and how to
-regenerate it, and a low-label run writes its own files. (The tool runs in a subprocess: its absl
+regenerate it, and a low-label run writes its own files; the default job's table gives the range
+over seeds, the versions and the machine's load. (The tool runs in a subprocess: its absl
 flags would clash with other tools' in this one.)"""
 import json
 import os
@@ -11,7 +12,7 @@ from tests.helpers import REPO
 _WRITE = '''
 import json, sys
 from tests.helpers import load_tool
-print(load_tool('benchmark').write_results('videomae_pretraining', json.load(sys.stdin), {out!r}))
+print(load_tool('benchmark').write_results({name!r}, json.load(sys.stdin), {out!r}))
 '''
 
 
@@ -25,9 +26,9 @@ def _record(split: str, stem: str, seconds):
               finetune=dict(config='f', steps=5, train_split=split, arms=arms))
 
 
-def _write(record: dict, out) -> str:
-  """write_results of the videomae_pretraining benchmark into `out`; returns the table."""
-  done = subprocess.run([sys.executable, '-c', _WRITE.format(out=str(out))], cwd=REPO,
+def _write(record: dict, out, name: str = 'videomae_pretraining') -> str:
+  """write_results of benchmark `name` into `out`; returns the table."""
+  done = subprocess.run([sys.executable, '-c', _WRITE.format(name=name, out=str(out))], cwd=REPO,
                         input=json.dumps(record), capture_output=True, text=True, timeout=60)
   assert done.returncode == 0, done.stderr
   return done.stdout
@@ -48,3 +49,17 @@ def test_full_data_table_keeps_its_command(tmp_path):
   text = _write(_record('train', 'videomae_pretraining', 12.5), tmp_path)
   assert '10 steps (12.5 s)' in text and 'on `train`' in text
   assert 'Regenerate: `python tools/benchmark.py videomae_pretraining`.' in text
+
+
+def test_default_job_table_gives_the_range_versions_and_load(tmp_path):
+  runs = [dict(seed=seed, top1=top1, top5=1.0, seconds=180.0, clips_per_s=250.0)
+          for seed, top1 in ((0, 0.9945), (1, 0.9883))]
+  record = dict(benchmark='default_job', config='configs/default.py', steps=600, batch=64,
+                test_clips=1280, runs=runs, machine='test', load_average=[3.5, 4.0],
+                versions=dict(python='3.11.7', jax='0.10.2', flax='0.12.8', tensorflow='2.21.0'))
+  text = _write(record, tmp_path, 'default_job')
+  assert '| 1 | 0.9883 | 1.0000 | 180.0 | 250.0 |' in text
+  assert 'Test top-1 over seeds: 0.9883-0.9945.' in text
+  assert 'jax 0.10.2, flax 0.12.8, tensorflow 2.21.0' in text
+  assert 'load average 3.5 before, 4.0 after (other work shared the cores' in text
+  assert 'Regenerate: `python tools/benchmark.py default_job --seeds 0,1`.' in text

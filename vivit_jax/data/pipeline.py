@@ -19,6 +19,7 @@ With `config.dataset.flow`, every clip also carries its optical flow 'flow' (T-1
 computed on whole frames and then cropped and flipped with the clip, dx negated when flipped.
 """
 import functools
+import logging
 import os
 
 import jax
@@ -36,8 +37,11 @@ try:
 except (RuntimeError, ValueError):  # TensorFlow already initialised its devices.
   pass
 
+log = logging.getLogger('vivit_jax')
+
 TRAIN_CROPS = ('random', 'random_resized', 'scale_jitter')  # config.dataset.train_crop.
 RESIZED_CROP_ATTEMPTS = 10  # Boxes tried by random_resized before its fallback (torchvision's).
+MIN_CROP_COVERAGE = 0.5  # Warn when crops span less of the frames' short side than this.
 
 
 def get_builder(dataset_config) -> tfds.core.DatasetBuilder:
@@ -130,6 +134,7 @@ def _open(dataset_config, split: str, field: str, global_batch_size: int, *,
         f"Split '{split}' ({field}) not in dataset '{builder.name}'; available splits: "
         f"{', '.join(sorted(builder.info.splits))}.") from None
   _check_crop_fits(builder, dataset_config, train=train)
+  _warn_small_crops(builder, dataset_config)
   if dataset_config.get('flow', False) and dataset_config.num_frames < 2:
     raise ValueError(f'config.dataset.flow needs at least 2 frames per clip, but '
                      f'config.dataset.num_frames={dataset_config.num_frames}; raise it or set '
@@ -165,6 +170,46 @@ def _check_crop_fits(builder, dataset_config, *, train: bool):
         f"config.dataset.crop_size={size} exceeds the {frames} of dataset '{cfg.name}'; rebuild "
         f"it with tools/build_dataset.py --short_side {size} (or more), set "
         f"{' and '.join(fixes)}, or set --config.dataset.crop_size to at most {side}.")
+
+
+def crop_coverage(dataset_config, side: int | None) -> dict:
+  """{'train': f, 'eval': f}: the fraction of the short side of frames stored at `side` pixels
+  (None: unknown) that a crop spans, after the resize before the crop (scale_jitter: at the top of
+  short_side_range; eval_short_side). None where unknown, and for random_resized training, whose
+  boxes (random_resized_scale of the frame) are resized to the crop."""
+  cfg = dataset_config
+  fed = {'train': {'random': side, 'scale_jitter': cfg.short_side_range[1]}.get(cfg.train_crop),
+         'eval': cfg.eval_short_side or side}
+  return {kind: None if pixels is None else cfg.crop_size / pixels for kind, pixels in fed.items()}
+
+
+def _warn_small_crops(builder, dataset_config):
+  """Warns (once per process) when crops span under MIN_CROP_COVERAGE of the frames' short side
+  (`crop_coverage`) in training or evaluation, naming the fields to set."""
+  cfg = dataset_config
+  side, frames = _smallest_frames(builder)
+  coverage = crop_coverage(cfg, side)
+  settings = {'train': f"training, train_crop='{cfg.train_crop}'",
+              'eval': f'evaluation, eval_short_side={cfg.eval_short_side}'}
+  small = [f'{coverage[kind]:.0%} ({settings[kind]})' for kind in settings
+           if coverage[kind] is not None and coverage[kind] < MIN_CROP_COVERAGE]
+  if not small:
+    return
+  stored = f', {frames}' if side else ''
+  target = _ceil_div(cfg.crop_size * 8, 7)  # Crops of 7/8 of the short side (224 of 256).
+  _warn_once(
+      f"config.dataset.crop_size={cfg.crop_size} spans {' and '.join(small)} of the frames' "
+      f"short side (dataset '{cfg.name}'{stored}): the model sees small patches of each frame. "
+      f"Resize the frames before cropping: --config.dataset.train_crop=scale_jitter "
+      f"--config.dataset.short_side_range='({cfg.crop_size}, {target + target // 8})' "
+      f"--config.dataset.eval_short_side={target} (or raise crop_size); configs/video_folder.py "
+      f"sets these for datasets built by tools/build_dataset.py.")
+
+
+@functools.cache
+def _warn_once(message: str):
+  """Logs `message` as a warning the first time only (each evaluation reopens the split)."""
+  log.warning('%s', message)
 
 
 def _ceil_div(a: int, b: int) -> int:
