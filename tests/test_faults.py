@@ -201,6 +201,7 @@ def test_optimizer_change_names_the_field(config, trained):
     loop.setup(config, trained)
 
 
+@pytest.mark.slow
 def test_failed_save_stops_the_run_at_once_and_the_rerun_resumes_from_the_last_good(
     config, tmp_path, monkeypatch):
   original = json_checkpoint_handler.JsonCheckpointHandler._save_fn

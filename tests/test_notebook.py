@@ -58,6 +58,7 @@ def executed(synthetic_data_dir, tmp_path_factory):
   return nb
 
 
+@pytest.mark.slow
 def test_notebook_runs_on_cpu_and_shows_its_results(executed):
   injected = next(c for c in executed.cells if 'injected-parameters' in c.metadata.get('tags', []))
   assert f'kernel python: {sys.executable}' in _text(injected.outputs)

@@ -27,6 +27,7 @@ def _small(name: str):
   return config
 
 
+@pytest.mark.slow
 def test_row_measures_ours_and_the_hf_peer():
   config = _small('vivit1')
   r = harness.row('vivit1', config, batch_size=2, steps=2, matmul_rate=1e11)
@@ -54,6 +55,7 @@ def test_row_measures_ours_and_the_hf_peer():
   assert r['hf']['torch_threads'] in (1, os.cpu_count()) and r['phases_compile_s'] > 0
 
 
+@pytest.mark.slow
 def test_phases_compute_the_train_steps_loss_and_gradients():
   """Our forward and forward + backward calls give the step's own loss and gradients (before
   clipping and the update) at the same state and batch."""

@@ -396,6 +396,7 @@ def test_preset_structure_and_tiny_version(path):
   _check_tiny_preset_runs(path, tiny)
 
 
+@pytest.mark.slow
 def test_tiny_preset_trains(synthetic_data_dir, tmp_path):
   """loop.setup and one train step of the tiny I3D preset, cut to depth 10 (to compile fast) with
   a non-local block: the real init zeroes the last BN scale of each block, the non-local BN and

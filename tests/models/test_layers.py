@@ -141,6 +141,7 @@ def _encoder(**fields):
                         dtype=jnp.float32, param_dtype=jnp.float32, **fields)
 
 
+@pytest.mark.slow
 def test_remat_keeps_loss_and_gradients_and_changes_the_program():
   x = jnp.asarray(np.random.default_rng(0).normal(size=(4, 6, 16)), jnp.float32)
   params = nn.unbox(_encoder().init(jax.random.key(0), x, train=False))['params']

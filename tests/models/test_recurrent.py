@@ -240,6 +240,7 @@ def test_preset_tiny_versions(path):
   _check_tiny_preset_runs(path, tiny)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('path', PRESETS)
 def test_tiny_preset_trains(path, synthetic_data_dir, tmp_path):
   """loop.setup and one shared train step of the tiny preset cut to depth 10. The real init:

@@ -108,6 +108,7 @@ def _slice_to(reference, tree):
   return jax.tree.map(lambda r, a: a[tuple(slice(0, n) for n in r.shape)], reference, tree)
 
 
+@pytest.mark.slow
 def test_each_pathway_is_a_resnet3d():
   """Given the same parameters and batch statistics, in eval and train mode:
   - with the laterals' BN scale and bias at 0 (their outputs exactly 0) and the head's fast rows
@@ -243,6 +244,7 @@ def test_preset_and_tiny_version():
   _check_tiny_preset_runs(PRESET, tiny)
 
 
+@pytest.mark.slow
 def test_tiny_preset_trains(synthetic_data_dir, tmp_path):
   """loop.setup and one train step of the tiny preset, cut to depth 10 (to compile fast): the real
   init zeroes each block's last BN scale in both pathways and the head (so the loss is ln(10));

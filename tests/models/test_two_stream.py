@@ -92,6 +92,7 @@ def test_preset():
     assert tiny.model[key] == full.model[key], key
 
 
+@pytest.mark.slow
 def test_tiny_preset_trains(synthetic_data_dir, tmp_path):
   """loop.setup inits the tiny two-stream preset (cut to depth 10) with a dummy flow; batches from
   synthetic_motion carry 'flow' (16, 7, 28, 28, 2), which the shared train step passes on: the

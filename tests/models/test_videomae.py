@@ -273,6 +273,7 @@ def _two_layers(pretrain: bool):
   return functools.partial(_classifier, **fields), None, None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('pretrain', [False, True])
 def test_remat_keeps_loss_and_gradients(pretrain):
   build, loss, _ = _two_layers(pretrain)

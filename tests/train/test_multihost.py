@@ -56,6 +56,7 @@ def runs(synthetic_data_dir, tmp_path_factory):
   return single, multi, tmp
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_process(runs):
   single, multi, _ = runs
   assert (single['processes'], multi['processes']) == (1, 2)

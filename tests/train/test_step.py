@@ -78,6 +78,7 @@ def test_non_finite_step_leaves_state_unchanged(reference):
   jax.tree.map(np.testing.assert_array_equal, params_after, params_before)
 
 
+@pytest.mark.slow
 def test_batch_norm_statistics_are_those_of_the_global_batch():
   """A BatchNorm net split over 8 devices (2 clips each) keeps the running statistics of the
   whole batch of 16, as on one device: statistics are averaged across the data axis."""
