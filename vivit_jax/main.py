@@ -7,6 +7,7 @@ Open MPI jobs are detected, elsewhere pass --coordinator=HOST:PORT --num_process
 """
 import difflib
 import os
+import signal
 import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
@@ -87,10 +88,11 @@ def main(argv):
   except loop.TrainingInterrupted as stop:
     logging.warning('%s', stop)
     sys.exit(128 + stop.signum)
-  except KeyboardInterrupt:  # A second Ctrl-C, or one during the final evaluation.
-    sys.exit('Interrupted. Every checkpoint written so far is kept: rerun the same command to '
-             'resume (a finished run evaluates again), or `python -m vivit_jax.evaluate '
-             f'--workdir {_WORKDIR.value}`.')
+  except KeyboardInterrupt:  # Ctrl-C during the final evaluation (training saves and stops).
+    print('Interrupted. Every checkpoint written so far is kept: rerun the same command to '
+          'resume (a finished run evaluates again), or `python -m vivit_jax.evaluate '
+          f'--workdir {_WORKDIR.value}`.', file=sys.stderr)
+    sys.exit(128 + signal.SIGINT)
   except (ValueError, OSError, FloatingPointError) as e:
     # Bad config, data, workdir, checkpoint, a full disk or a diverged run: the message names
     # the fix.
