@@ -87,12 +87,12 @@ class Checkpointer:
                        f'>= 1 (keep=1 keeps only the latest checkpoint).')
     self.model_config = model_config
     self.optimizer_config = optimizer_config
-    self.options = ocp.CheckpointManagerOptions(
+    options = ocp.CheckpointManagerOptions(
         save_decision_policy=checkpoint_managers.FixedIntervalPolicy(every_steps),
         preservation_policy=checkpoint_managers.LatestN(keep),
         enable_async_checkpointing=True)
     self.directory = directory
-    self.manager = ocp.CheckpointManager(directory, options=self.options)
+    self.manager = ocp.CheckpointManager(directory, options=options)
     self.last_good = self.manager.latest_step()  # The newest checkpoint known to be complete.
     self._pending = []  # Saves in flight.
 

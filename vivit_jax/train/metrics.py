@@ -28,7 +28,7 @@ class MetricWriter:
       return
     with tf.io.gfile.GFile(self.path) as f:
       lines = f.read().splitlines(keepends=True)
-    kept = [line for line in lines if _step_of(line) is not None and _step_of(line) <= step]
+    kept = [line for line, at in zip(lines, map(_step_of, lines)) if at is not None and at <= step]
     if len(kept) < len(lines):
       with tf.io.gfile.GFile(self.path, 'w') as f:
         f.write(''.join(kept))
