@@ -1,5 +1,5 @@
 r"""C3D trained from scratch on Sports-1M (Tran et al. 2015, arXiv:1412.0767). Shared parts in
-configs/cnn/common.py.
+configs/cnn/recipe.py.
 
   python -m vivit_jax.main --config configs/cnn/c3d_sports1m.py --workdir runs/c3d_sports1m \
       --config.dataset.data_dir=DIR_WITH_YOUR_TFDS_sports1m
@@ -24,9 +24,12 @@ BatchNorm stayed at chance (test top-1 0.10 after 300 steps). Expect test top-1 
 (1280 clips; train top-1 0.33 at step 150), ~10 min on 2 busy CPU cores (~35 clips/s).
 """
 import os
-import runpy
+import sys
 
-_COMMON = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'common.py'))
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path[:0] = [] if _REPO in sys.path else [_REPO]  # configs.common without installing.
+from configs import common  # noqa: E402  pylint: disable=wrong-import-position
+from configs.cnn import recipe  # noqa: E402  pylint: disable=wrong-import-position
 
 BATCH_SIZE = 30
 NUM_STEPS = 1_900_000
@@ -34,22 +37,22 @@ TINY_LEARNING_RATE = 0.03
 
 
 def get_config(arg=None):
-  """The preset; arg '' (the paper's run) or 'tiny' (CPU size)."""
-  _, tiny = _COMMON['parse_arg'](arg)
-  config = _COMMON['default_config']()
+  """The preset; arg 'tiny' gives its CPU-size version."""
+  args = common.parse_arg(arg, __file__)
+  config = recipe.default_config()
   # The paper's resize to 128 x 171 (short side 128 of 4:3 video) before the 112 crops.
   config.dataset.update(name='sports1m', num_frames=16, stride=1, crop_size=112, flip=True,
                         eval_clips=10, eval_crops=1, train_crop='scale_jitter',
                         short_side_range=(128, 128), eval_short_side=128)
-  config.model = _COMMON['model_config']('c3d', num_classes=487, base_width=64, fc_width=4096,
-                                         dropout_rate=0.5)
-  _COMMON['set_sgd'](config, learning_rate=0.003, epochs=1, warmup_epochs=0,
-                     steps_per_epoch=NUM_STEPS, momentum=0.9, nesterov=False, weight_decay=5e-4,
-                     grad_clip_norm=_COMMON['NO_CLIPPING'])
+  config.model = recipe.model_config('c3d', num_classes=487, base_width=64, fc_width=4096,
+                                     dropout_rate=0.5)
+  common.set_sgd(config, learning_rate=0.003, epochs=1, warmup_epochs=0,
+                 steps_per_epoch=NUM_STEPS, momentum=0.9, nesterov=False, weight_decay=5e-4,
+                 grad_clip_norm=common.NO_CLIPPING)
   config.train.update(batch_size=BATCH_SIZE, eval_batch_size=BATCH_SIZE, label_smoothing=0.0,
                       log_every_steps=100, eval_every_steps=150_000)
   config.checkpoint.every_steps = 10_000
-  if tiny:
-    config = _COMMON['tiny'](config, num_frames=16, stride=1, crop_size=32, fc_width=64)
+  if args.tiny:
+    config = recipe.tiny(config, num_frames=16, stride=1, crop_size=32, fc_width=64)
     config.optimizer.learning_rate = TINY_LEARNING_RATE
   return config

@@ -1,6 +1,6 @@
 r"""CNN + LSTM on Kinetics-400: a 2D ResNet-50 on every frame, an LSTM over its per-frame features
 (LRCN, Donahue et al. 2015, arXiv:1411.4389; with the argument 'snippets', the 5-layer LSTM of
-Ng et al. 2015, "Beyond Short Snippets", arXiv:1503.08909). Shared parts in configs/cnn/common.py.
+Ng et al. 2015, "Beyond Short Snippets", arXiv:1503.08909). Shared parts in configs/cnn/recipe.py.
 
   python -m vivit_jax.main --config configs/cnn/cnn_lstm.py --workdir runs/cnn_lstm
   python -m vivit_jax.main --config configs/cnn/cnn_lstm.py:snippets --workdir runs/cnn_lstm5
@@ -35,32 +35,35 @@ positions in opposite orders. ~110 clips/s on 2 CPU cores; benchmarks/motion_mod
 300-step result.
 """
 import os
-import runpy
+import sys
 
-_COMMON = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'common.py'))
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path[:0] = [] if _REPO in sys.path else [_REPO]  # configs.common without installing.
+from configs import common  # noqa: E402  pylint: disable=wrong-import-position
+from configs.cnn import recipe  # noqa: E402  pylint: disable=wrong-import-position
 
 BATCH_SIZE = 64
 EPOCHS = 45
 WARMUP_EPOCHS = 5
 VARIANTS = {  # Preset argument -> LSTM fields, readout and frames.
-    '': dict(lstm_width=256, num_lstm_layers=1, readout='mean', num_frames=16, stride=4),
+    'lrcn': dict(lstm_width=256, num_lstm_layers=1, readout='mean', num_frames=16, stride=4),
     'snippets': dict(lstm_width=512, num_lstm_layers=5, readout='last', num_frames=30, stride=8),
 }
 
 
 def get_config(arg=None):
-  """The preset; arg '' (LRCN-style), 'snippets' (Ng et al.), 'tiny' or 'tiny_snippets'."""
-  variant, tiny = _COMMON['parse_arg'](arg, ('snippets',))
-  fields = dict(VARIANTS[variant])
+  """The preset; arg variant=lrcn (default) or snippets (Ng et al.), and tiny (CPU size)."""
+  args = common.parse_arg(arg, __file__, variant=tuple(VARIANTS))
+  fields = dict(VARIANTS[args.variant])
   num_frames, stride = fields.pop('num_frames'), fields.pop('stride')
-  config = _COMMON['default_config']()
-  config.model = _COMMON['model_config']('cnn_lstm', num_classes=400, depth=50, base_width=64,
-                                         zero_init_residual=True, feature_dropout_rate=0.5,
-                                         dropout_rate=0.0, **fields)
-  _COMMON['kinetics_sgd'](config, num_frames=num_frames, stride=stride, batch_size=BATCH_SIZE,
-                          learning_rate=0.05, epochs=EPOCHS, warmup_epochs=WARMUP_EPOCHS,
-                          nesterov=False, eval_crops=1, grad_clip_norm=1.0,
-                          eval_every_epochs=5)
-  if tiny:  # Reads the last step: see the module docstring.
-    return _COMMON['tiny_adamw'](_COMMON['tiny'](config, readout='last'))
+  config = recipe.default_config()
+  config.model = recipe.model_config('cnn_lstm', num_classes=400, depth=50, base_width=64,
+                                     zero_init_residual=True, feature_dropout_rate=0.5,
+                                     dropout_rate=0.0, **fields)
+  recipe.kinetics_sgd(config, num_frames=num_frames, stride=stride, batch_size=BATCH_SIZE,
+                      learning_rate=0.05, epochs=EPOCHS, warmup_epochs=WARMUP_EPOCHS,
+                      nesterov=False, eval_crops=1, grad_clip_norm=1.0,
+                      eval_every_epochs=5)
+  if args.tiny:  # Reads the last step: see the module docstring.
+    return recipe.tiny_adamw(recipe.tiny(config, readout='last'))
   return config

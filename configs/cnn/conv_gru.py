@@ -1,6 +1,6 @@
 r"""GRU-RCN on Kinetics-400: ConvGRUs over the feature maps of four levels of a 2D ResNet-18
 (Ballas et al. 2016, "Delving Deeper into Convolutional Networks for Learning Video
-Representations", ICLR, arXiv:1511.06432). Shared parts in configs/cnn/common.py.
+Representations", ICLR, arXiv:1511.06432). Shared parts in configs/cnn/recipe.py.
 
   python -m vivit_jax.main --config configs/cnn/conv_gru.py --workdir runs/conv_gru
   python -m vivit_jax.main --config configs/cnn/conv_gru.py:tiny --workdir runs/conv_gru_tiny
@@ -28,9 +28,12 @@ clipped at 1) it reached only test top-1 0.33 in 300 steps. benchmarks/motion_mo
 AdamW result.
 """
 import os
-import runpy
+import sys
 
-_COMMON = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'common.py'))
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path[:0] = [] if _REPO in sys.path else [_REPO]  # configs.common without installing.
+from configs import common  # noqa: E402  pylint: disable=wrong-import-position
+from configs.cnn import recipe  # noqa: E402  pylint: disable=wrong-import-position
 
 BATCH_SIZE = 64
 EPOCHS = 45
@@ -44,18 +47,18 @@ def hidden_widths(base_width: int) -> tuple[int, ...]:
 
 
 def get_config(arg=None):
-  """The preset; arg '' or 'tiny' (CPU size)."""
-  _, tiny = _COMMON['parse_arg'](arg)
-  config = _COMMON['default_config']()
-  config.model = _COMMON['model_config']('conv_gru', num_classes=400, depth=18, base_width=64,
-                                         levels=LEVELS, hidden_widths=hidden_widths(64),
-                                         kernel_size=3, zero_init_residual=True,
-                                         dropout_rate=0.5)
-  _COMMON['kinetics_sgd'](config, num_frames=16, stride=4, batch_size=BATCH_SIZE,
-                          learning_rate=0.05, epochs=EPOCHS, warmup_epochs=WARMUP_EPOCHS,
-                          nesterov=False, eval_crops=1, grad_clip_norm=1.0,
-                          eval_every_epochs=5)
-  if tiny:
-    return _COMMON['tiny_adamw'](
-        _COMMON['tiny'](config, hidden_widths=hidden_widths(_COMMON['TINY_BASE_WIDTH'])))
+  """The preset; arg 'tiny' gives its CPU-size version."""
+  args = common.parse_arg(arg, __file__)
+  config = recipe.default_config()
+  config.model = recipe.model_config('conv_gru', num_classes=400, depth=18, base_width=64,
+                                     levels=LEVELS, hidden_widths=hidden_widths(64),
+                                     kernel_size=3, zero_init_residual=True,
+                                     dropout_rate=0.5)
+  recipe.kinetics_sgd(config, num_frames=16, stride=4, batch_size=BATCH_SIZE,
+                      learning_rate=0.05, epochs=EPOCHS, warmup_epochs=WARMUP_EPOCHS,
+                      nesterov=False, eval_crops=1, grad_clip_norm=1.0,
+                      eval_every_epochs=5)
+  if args.tiny:
+    return recipe.tiny_adamw(
+        recipe.tiny(config, hidden_widths=hidden_widths(recipe.TINY_BASE_WIDTH)))
   return config

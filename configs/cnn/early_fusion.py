@@ -14,14 +14,17 @@ Tiny: 8 frames at stride 2 stacked into 24 channels, lr 0.1 (see configs/cnn/sin
 test top-1 0.98 in benchmarks/motion_models.md, ~1.5 min on 2 busy CPU cores.
 """
 import os
-import runpy
+import sys
 
-_SINGLE_FRAME = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                            'single_frame.py'))
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path[:0] = [] if _REPO in sys.path else [_REPO]  # configs.common without installing.
+from configs import common  # noqa: E402  pylint: disable=wrong-import-position
+from configs.cnn import single_frame  # noqa: E402  pylint: disable=wrong-import-position
 
 NUM_FRAMES = 10
 
 
 def get_config(arg=None):
-  """The preset; arg '' (the paper's early fusion) or 'tiny' (CPU size)."""
-  return _SINGLE_FRAME['karpathy_config']('early_fusion', arg, num_frames=NUM_FRAMES)
+  """The preset (the paper's early fusion); arg 'tiny' gives its CPU-size version."""
+  return single_frame.karpathy_config('early_fusion', tiny=common.parse_arg(arg, __file__).tiny,
+                                      num_frames=NUM_FRAMES)

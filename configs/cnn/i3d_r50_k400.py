@@ -1,5 +1,5 @@
 r"""I3D-style inflated ResNet-50, 8x8, on Kinetics-400 (PySlowFast I3D_8x8_R50; with the argument
-'nonlocal', I3D_NLN_8x8_R50 with non-local blocks). Shared parts in configs/cnn/common.py.
+'nonlocal', I3D_NLN_8x8_R50 with non-local blocks). Shared parts in configs/cnn/recipe.py.
 
   python -m vivit_jax.main --config configs/cnn/i3d_r50_k400.py --workdir runs/i3d_r50_k400
   python -m vivit_jax.main --config configs/cnn/i3d_r50_k400.py:nonlocal --workdir runs/i3d_nln
@@ -25,9 +25,12 @@ top-1 0.98, top-5 1.0 (1280 clips; train top-1 0.34 at step 150), ~10 min on 2 b
 (30-55 clips/s).
 """
 import os
-import runpy
+import sys
 
-_COMMON = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'common.py'))
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path[:0] = [] if _REPO in sys.path else [_REPO]  # configs.common without installing.
+from configs import common  # noqa: E402  pylint: disable=wrong-import-position
+from configs.cnn import recipe  # noqa: E402  pylint: disable=wrong-import-position
 
 BATCH_SIZE = 64
 EPOCHS = 196
@@ -38,15 +41,15 @@ NONLOCAL_BLOCKS = ((), (1, 3), (1, 3, 5), ())  # I3D_NLN_8x8_R50's NONLOCAL.LOCA
 
 
 def get_config(arg=None):
-  """The preset; arg '' (I3D), 'nonlocal' (I3D NLN), 'tiny' or 'tiny_nonlocal' (CPU size)."""
-  variant, tiny = _COMMON['parse_arg'](arg, ('nonlocal',))
-  config = _COMMON['default_config']()
-  config.model = _COMMON['model_config'](
+  """The preset; arg variant=i3d (default) or nonlocal (I3D NLN), and tiny (CPU size)."""
+  args = common.parse_arg(arg, __file__, variant=('i3d', 'nonlocal'))
+  config = recipe.default_config()
+  config.model = recipe.model_config(
       'resnet3d', num_classes=400, depth=50, base_width=64, temporal_kernels=TEMPORAL_KERNELS,
       stem_temporal_kernel=5, temporal_pool=2,
-      nonlocal_blocks=NONLOCAL_BLOCKS if variant == 'nonlocal' else ((), (), (), ()),
+      nonlocal_blocks=NONLOCAL_BLOCKS if args.variant == 'nonlocal' else ((), (), (), ()),
       nonlocal_pool=(1, 2, 2), zero_init_residual=True, dropout_rate=0.5)
-  _COMMON['kinetics_sgd'](config, num_frames=8, stride=8, batch_size=BATCH_SIZE,
-                          learning_rate=0.1, epochs=EPOCHS, warmup_epochs=WARMUP_EPOCHS,
-                          nesterov=True)
-  return _COMMON['tiny'](config) if tiny else config
+  recipe.kinetics_sgd(config, num_frames=8, stride=8, batch_size=BATCH_SIZE,
+                      learning_rate=0.1, epochs=EPOCHS, warmup_epochs=WARMUP_EPOCHS,
+                      nesterov=True)
+  return recipe.tiny(config) if args.tiny else config

@@ -18,10 +18,12 @@ Tiny: the fused frames are 0 and 7 of 8 at stride 2 (14 source frames apart), fc
 2 busy CPU cores.
 """
 import os
-import runpy
+import sys
 
-_SINGLE_FRAME = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                            'single_frame.py'))
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path[:0] = [] if _REPO in sys.path else [_REPO]  # configs.common without installing.
+from configs import common  # noqa: E402  pylint: disable=wrong-import-position
+from configs.cnn import single_frame  # noqa: E402  pylint: disable=wrong-import-position
 
 NUM_FRAMES = 16  # Frames 0 and 15 of a clip at stride 1: the paper's 15 frames apart.
 HIDDEN_WIDTH = 4096
@@ -29,11 +31,11 @@ TINY_HIDDEN_WIDTH = 64
 
 
 def get_config(arg=None):
-  """The preset; arg '' (concat, the paper's), 'pool', 'tiny' or 'tiny_pool' (CPU size)."""
-  variant, tiny = _SINGLE_FRAME['_COMMON']['parse_arg'](arg, ('pool',))
-  config = _SINGLE_FRAME['karpathy_config'](
-      'late_fusion', 'tiny' if tiny else None, num_frames=NUM_FRAMES,
-      fusion=variant or 'concat', num_fusion_frames=2, hidden_width=HIDDEN_WIDTH)
-  if tiny:
+  """The preset; arg fusion=concat (the paper's, default) or pool, and tiny (CPU size)."""
+  args = common.parse_arg(arg, __file__, fusion=('concat', 'pool'))
+  config = single_frame.karpathy_config(
+      'late_fusion', tiny=args.tiny, num_frames=NUM_FRAMES, fusion=args.fusion,
+      num_fusion_frames=2, hidden_width=HIDDEN_WIDTH)
+  if args.tiny:
     config.model.hidden_width = TINY_HIDDEN_WIDTH
   return config

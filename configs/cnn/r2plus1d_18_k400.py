@@ -1,5 +1,5 @@
 r"""R(2+1)D-18 on Kinetics-400 from scratch (Tran et al. 2018, arXiv:1711.11248); with the argument
-'r3d', its 3D baseline R3D-18. Shared parts in configs/cnn/common.py.
+'r3d', its 3D baseline R3D-18. Shared parts in configs/cnn/recipe.py.
 
   python -m vivit_jax.main --config configs/cnn/r2plus1d_18_k400.py --workdir runs/r2plus1d_18
   python -m vivit_jax.main --config configs/cnn/r2plus1d_18_k400.py:tiny --workdir runs/r21d_tiny
@@ -23,9 +23,12 @@ top-1 0.99, top-5 1.0 (1280 clips; train top-1 0.70 at step 150), ~11 min on 2 b
 (20-55 clips/s).
 """
 import os
-import runpy
+import sys
 
-_COMMON = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'common.py'))
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path[:0] = [] if _REPO in sys.path else [_REPO]  # configs.common without installing.
+from configs import common  # noqa: E402  pylint: disable=wrong-import-position
+from configs.cnn import recipe  # noqa: E402  pylint: disable=wrong-import-position
 
 BATCH_SIZE = 64
 EPOCHS = 45
@@ -33,14 +36,15 @@ WARMUP_EPOCHS = 10
 
 
 def get_config(arg=None):
-  """The preset; arg '' (R(2+1)D-18), 'r3d' (R3D-18), 'tiny' or 'tiny_r3d' (CPU size)."""
-  variant, tiny = _COMMON['parse_arg'](arg, ('r3d',))
-  config = _COMMON['default_config']()
-  config.model = _COMMON['model_config']('r2plus1d', num_classes=400, depth=18, base_width=64,
-                                         factorised=variant != 'r3d', zero_init_residual=False,
-                                         dropout_rate=0.0)
-  _COMMON['kinetics_sgd'](config, num_frames=16, stride=2, crop_size=112,
-                          batch_size=BATCH_SIZE, learning_rate=0.025, epochs=EPOCHS,
-                          warmup_epochs=WARMUP_EPOCHS, nesterov=False, eval_crops=1,
-                          eval_every_epochs=5, short_side_range=(128, 128), eval_short_side=128)
-  return _COMMON['tiny'](config) if tiny else config
+  """The preset; arg variant=r2plus1d (R(2+1)D-18, default) or r3d (R3D-18), and tiny (CPU
+  size)."""
+  args = common.parse_arg(arg, __file__, variant=('r2plus1d', 'r3d'))
+  config = recipe.default_config()
+  config.model = recipe.model_config('r2plus1d', num_classes=400, depth=18, base_width=64,
+                                     factorised=args.variant != 'r3d', zero_init_residual=False,
+                                     dropout_rate=0.0)
+  recipe.kinetics_sgd(config, num_frames=16, stride=2, crop_size=112,
+                      batch_size=BATCH_SIZE, learning_rate=0.025, epochs=EPOCHS,
+                      warmup_epochs=WARMUP_EPOCHS, nesterov=False, eval_crops=1,
+                      eval_every_epochs=5, short_side_range=(128, 128), eval_short_side=128)
+  return recipe.tiny(config) if args.tiny else config

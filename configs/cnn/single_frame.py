@@ -2,7 +2,7 @@ r"""Single-frame baseline on Sports-1M (Karpathy et al. 2014, "Large-scale Video
 with Convolutional Neural Networks"), with a ResNet-18 as the frame ConvNet. This file also holds
 the Sports-1M recipe of the paper's fusion models (`karpathy_config`), which
 configs/cnn/late_fusion.py and configs/cnn/early_fusion.py share; other shared parts in
-configs/cnn/common.py.
+configs/cnn/recipe.py.
 
   python -m vivit_jax.main --config configs/cnn/single_frame.py --workdir runs/single_frame \
       --config.dataset.data_dir=DIR_WITH_YOUR_TFDS_sports1m
@@ -33,9 +33,12 @@ with that optimizer: single_frame test top-1 0.10 = chance (frames carry no moti
 0.99, early fusion 0.98; ~2-4 min each on 2 busy CPU cores.
 """
 import os
-import runpy
+import sys
 
-_COMMON = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'common.py'))
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path[:0] = [] if _REPO in sys.path else [_REPO]  # configs.common without installing.
+from configs import common  # noqa: E402  pylint: disable=wrong-import-position
+from configs.cnn import recipe  # noqa: E402  pylint: disable=wrong-import-position
 
 BATCH_SIZE = 32
 NUM_STEPS = 1_900_000
@@ -44,26 +47,25 @@ RESNET = dict(depth=18, base_width=64, zero_init_residual=True, dropout_rate=0.5
 TINY_LEARNING_RATE = 0.1
 
 
-def karpathy_config(name: str, arg=None, *, num_frames: int, **model):
+def karpathy_config(name: str, *, tiny: bool, num_frames: int, **model):
   """Karpathy et al.'s Sports-1M recipe for model `name` (ResNet-18 fields plus `model`) on
-  clips of `num_frames` consecutive frames; arg '' or 'tiny' (CPU size)."""
-  _, tiny = _COMMON['parse_arg'](arg)
-  config = _COMMON['default_config']()
+  clips of `num_frames` consecutive frames; at CPU size if `tiny`."""
+  config = recipe.default_config()
   config.dataset.update(name='sports1m', num_frames=num_frames, stride=1, crop_size=CROP_SIZE,
                         flip=True, eval_clips=20, eval_crops=3)
-  config.model = _COMMON['model_config'](name, num_classes=487, **RESNET, **model)
-  _COMMON['set_sgd'](config, learning_rate=1e-3, epochs=1, warmup_epochs=0,
-                     steps_per_epoch=NUM_STEPS, momentum=0.9, nesterov=False, weight_decay=5e-4,
-                     grad_clip_norm=_COMMON['NO_CLIPPING'])
+  config.model = recipe.model_config(name, num_classes=487, **RESNET, **model)
+  common.set_sgd(config, learning_rate=1e-3, epochs=1, warmup_epochs=0,
+                 steps_per_epoch=NUM_STEPS, momentum=0.9, nesterov=False, weight_decay=5e-4,
+                 grad_clip_norm=common.NO_CLIPPING)
   config.train.update(batch_size=BATCH_SIZE, eval_batch_size=BATCH_SIZE, label_smoothing=0.0,
                       log_every_steps=100, eval_every_steps=100_000)
   config.checkpoint.every_steps = 10_000
   if tiny:
-    config = _COMMON['tiny'](config)
+    config = recipe.tiny(config)
     config.optimizer.learning_rate = TINY_LEARNING_RATE
   return config
 
 
 def get_config(arg=None):
-  """The preset; arg '' (the paper's single-frame model) or 'tiny' (CPU size)."""
-  return karpathy_config('single_frame', arg, num_frames=1)
+  """The preset (the paper's single-frame model); arg 'tiny' gives its CPU-size version."""
+  return karpathy_config('single_frame', tiny=common.parse_arg(arg, __file__).tiny, num_frames=1)

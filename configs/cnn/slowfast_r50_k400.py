@@ -1,5 +1,5 @@
 r"""SlowFast-R50 8x8 on Kinetics-400 (Feichtenhofer et al. 2019; PySlowFast SLOWFAST_8x8_R50).
-Shared parts in configs/cnn/common.py.
+Shared parts in configs/cnn/recipe.py.
 
   python -m vivit_jax.main --config configs/cnn/slowfast_r50_k400.py --workdir runs/slowfast_r50
   python -m vivit_jax.main --config configs/cnn/slowfast_r50_k400.py:tiny --workdir runs/sf_tiny
@@ -33,9 +33,12 @@ main ended at chance (top-1 0.10, still in warmup). benchmarks/motion_models.md:
 after 300 steps (0.10 on static clips), ~29 min on 2 busy CPU cores.
 """
 import os
-import runpy
+import sys
 
-_COMMON = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'common.py'))
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path[:0] = [] if _REPO in sys.path else [_REPO]  # configs.common without installing.
+from configs import common  # noqa: E402  pylint: disable=wrong-import-position
+from configs.cnn import recipe  # noqa: E402  pylint: disable=wrong-import-position
 
 BATCH_SIZE = 64
 EPOCHS = 196
@@ -44,17 +47,17 @@ TINY_BETA_INV = 4
 
 
 def get_config(arg=None):
-  """The preset; arg '' (SlowFast-R50 8x8) or 'tiny' (CPU size)."""
-  _, tiny = _COMMON['parse_arg'](arg)
-  config = _COMMON['default_config']()
-  config.model = _COMMON['model_config'](
+  """The preset (SlowFast-R50 8x8); arg 'tiny' gives its CPU-size version."""
+  args = common.parse_arg(arg, __file__)
+  config = recipe.default_config()
+  config.model = recipe.model_config(
       'slowfast', num_classes=400, depth=50, base_width=64, alpha=4, beta_inv=8, fusion_kernel=7,
       fusion_conv_channel_ratio=2, nonlocal_blocks=((), (), (), ()), nonlocal_pool=(1, 2, 2),
       zero_init_residual=True, dropout_rate=0.5)
-  _COMMON['kinetics_sgd'](config, num_frames=32, stride=2, batch_size=BATCH_SIZE,
-                          learning_rate=0.1, epochs=EPOCHS, warmup_epochs=WARMUP_EPOCHS,
-                          nesterov=True)
-  if tiny:
-    return _COMMON['tiny'](config, num_frames=16, stride=1, crop_size=28,
+  recipe.kinetics_sgd(config, num_frames=32, stride=2, batch_size=BATCH_SIZE,
+                      learning_rate=0.1, epochs=EPOCHS, warmup_epochs=WARMUP_EPOCHS,
+                      nesterov=True)
+  if args.tiny:
+    return recipe.tiny(config, num_frames=16, stride=1, crop_size=28,
                            beta_inv=TINY_BETA_INV)
   return config

@@ -1,6 +1,6 @@
 r"""Two-stream network on UCF-101 (Simonyan & Zisserman 2014, "Two-Stream Convolutional Networks
 for Action Recognition in Videos"), with ResNet-18s as both streams. Shared parts in
-configs/cnn/common.py.
+configs/cnn/recipe.py.
 
   python -m vivit_jax.main --config configs/cnn/two_stream.py --workdir runs/two_stream \
       --config.dataset.data_dir=DIR_WITH_YOUR_TFDS_ucf101
@@ -30,9 +30,12 @@ motion channels), 300 steps at the paper's lr 1e-2: measured test top-1 0.84, to
 (1280 clips; train top-1 0.38 at step 150), ~4 min on 2 busy CPU cores (~300 clips/s).
 """
 import os
-import runpy
+import sys
 
-_COMMON = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'common.py'))
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path[:0] = [] if _REPO in sys.path else [_REPO]  # configs.common without installing.
+from configs import common  # noqa: E402  pylint: disable=wrong-import-position
+from configs.cnn import recipe  # noqa: E402  pylint: disable=wrong-import-position
 
 BATCH_SIZE = 256
 NUM_STEPS = 80_000
@@ -40,21 +43,21 @@ NUM_FRAMES = 11  # 10 flow fields: the paper's L = 10.
 
 
 def get_config(arg=None):
-  """The preset; arg '' (the paper's two-stream model) or 'tiny' (CPU size)."""
-  _, tiny = _COMMON['parse_arg'](arg)
-  config = _COMMON['default_config']()
+  """The preset (the paper's two-stream model); arg 'tiny' gives its CPU-size version."""
+  args = common.parse_arg(arg, __file__)
+  config = recipe.default_config()
   config.dataset.update(name='ucf101', num_frames=NUM_FRAMES, stride=1, crop_size=224, flip=True,
                         eval_clips=25, eval_crops=3, flow=True)
-  config.model = _COMMON['model_config']('two_stream', num_classes=101, depth=18, base_width=64,
-                                         zero_init_residual=True, dropout_rate=0.9,
-                                         fusion_weight=0.5)
-  _COMMON['set_sgd'](config, learning_rate=1e-2, epochs=1, warmup_epochs=0,
-                     steps_per_epoch=NUM_STEPS, momentum=0.9, nesterov=False, weight_decay=5e-4,
-                     grad_clip_norm=_COMMON['NO_CLIPPING'])
+  config.model = recipe.model_config('two_stream', num_classes=101, depth=18, base_width=64,
+                                     zero_init_residual=True, dropout_rate=0.9,
+                                     fusion_weight=0.5)
+  common.set_sgd(config, learning_rate=1e-2, epochs=1, warmup_epochs=0,
+                 steps_per_epoch=NUM_STEPS, momentum=0.9, nesterov=False, weight_decay=5e-4,
+                 grad_clip_norm=common.NO_CLIPPING)
   config.train.update(batch_size=BATCH_SIZE, eval_batch_size=BATCH_SIZE, label_smoothing=0.0,
                       log_every_steps=100, eval_every_steps=10_000)
   config.checkpoint.every_steps = 5_000
-  if tiny:
-    config = _COMMON['tiny'](config)
+  if args.tiny:
+    config = recipe.tiny(config)
     config.dataset.flow = True  # tiny() takes default.py's dataset section.
   return config
