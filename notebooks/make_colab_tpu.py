@@ -125,11 +125,11 @@ for row in rows:
     ('md', 'mae-md', """\
 ## VideoMAE pre-training
 
-The tiny VideoMAE preset (`configs/videomae/pretrain_k400.py:tiny`: 90% tube masking, norm-pix
+The tiny VideoMAE preset (`configs/videomae/pretrain.py:tiny`: 90% tube masking, norm-pix
 targets) on the same clips. Each evaluation writes a reconstruction grid: per clip, the frames,
 the masked input and the reconstruction."""),
     ('code', 'mae', """\
-mae_config = load_config('configs/videomae/pretrain_k400.py', 'tiny')
+mae_config = load_config('configs/videomae/pretrain.py', 'tiny')
 mae_config.dataset.data_dir = config.dataset.data_dir
 if TINY:
   mae_config.model.update(patch_size=4, hidden_size=32, num_layers=1, mlp_dim=64,

@@ -16,7 +16,7 @@ default_job: what does the README's first command give? configs/default.py train
   first), with the versions of jax, flax and tensorflow and the machine's load average. About 9
   minutes per seed on 2 CPU cores shared with other jobs.
 
-models: how fast is our train step? For each preset of vivit_jax/benchmarking/presets.py (ViViT
+models: how fast is our train step? For each preset of configs/speed_benchmark.py (ViViT
   Models 1-4, VideoMAE pre-training and fine-tuning, TimeSformer, I3D, SlowFast, C3D) on one
   device: params, GFLOPs per clip (XLA cost analysis), compile time, median train-step time,
   clips/s, MFU against the device's matmul rate measured in the same run, memory; and, where
@@ -38,7 +38,7 @@ data: is the input pipeline a bottleneck? Builds (or reuses) a video_folder data
   same frame selection, crop and normalisation in numpy, on one core); both per CPU core.
 
 motion_models: which models learn motion? Each tiny preset of the convolutional and recurrent
-  family (MOTION_PRESETS) is trained on synthetic_motion for the same budget (configs/cnn/
+  family (MOTION_PRESETS) is trained on synthetic_motion for the same budget (configs/
   common.py's TINY_STEPS steps of its batch, each with its preset's optimizer) and evaluated on
   the test clips and on the
   same clips with every frame replaced by the middle one (tools/static_frame_probe.py): a model
@@ -47,15 +47,15 @@ motion_models: which models learn motion? Each tiny preset of the convolutional 
   CPU cores.
 
 memory: how much device memory does each train step need, without a device? Each preset of
-  vivit_jax/benchmarking/presets.py at its real size, compiled on this CPU for an NVIDIA H200 and
+  configs/speed_benchmark.py at its real size, compiled on this CPU for an NVIDIA H200 and
   for one TPU v5e chip (compile-only devices, vivit_jax/aot.py; needs `pip install -e '.[aot]'`):
   XLA's compiled bytes per preset x attention kernel (auto; also xla for --xla_models) x remat,
   and the largest batch per device (vivit_jax/memory_table.py). Writes benchmarks/memory.{json,md}
   after every row. Roughly 30 s (H200) to minutes (v5e) per compile on 2 CPU cores.
 
 videomae_pretraining: does VideoMAE pre-training help? On synthetic_motion, the tiny VideoMAE
-  (configs/videomae/pretrain_k400.py:tiny) is pre-trained by masked video modelling, then the
-  tiny classifier (configs/videomae/finetune_k400.py:tiny) is fine-tuned from it and, with the same
+  (configs/videomae/pretrain.py:tiny) is pre-trained by masked video modelling, then the
+  tiny classifier (configs/videomae/finetune.py:tiny) is fine-tuned from it and, with the same
   fine-tuning budget, from scratch, for each seed; the table gives the test top-1 of both.
   About 30 minutes on 2 CPU cores at the presets' step counts.
 """
@@ -65,6 +65,7 @@ import platform
 import re
 import runpy
 import shutil
+import sys
 import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
@@ -72,6 +73,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 from absl import app, flags  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [] if REPO in sys.path else [REPO]  # configs.speed_benchmark (not installed).
 _WORKDIR = flags.DEFINE_string('workdir', '/tmp/vivit_jax_benchmarks',
                                'Scratch directory for the runs (its old contents are removed).')
 _OUT = flags.DEFINE_string('out', os.path.join(REPO, 'benchmarks'), 'Where results go.')
@@ -113,9 +115,9 @@ MOTION_PRESETS = {
 }
 _MODELS = flags.DEFINE_list('models', ['single_frame', 'i3d', 'slowfast', 'cnn_lstm'],
                             f'motion_models: which of {", ".join(MOTION_PRESETS)}; models: which '
-                            f'of vivit_jax/benchmarking/presets.py MODELS (default: all).')
+                            f'of configs/speed_benchmark.py MODELS (default: all).')
 _STEPS = flags.DEFINE_integer('steps', None, 'motion_models: training steps of every model '
-                              '(default: the tiny presets\' configs/cnn/common.py TINY_STEPS); '
+                              '(default: the tiny presets\' configs/common.py TINY_STEPS); '
                               'models: timed train steps per side (default 12).')
 _SIZE = flags.DEFINE_enum('size', 'tiny', ['tiny', 'real'], 'models: reduced CPU sizes or the '
                           'presets\' real sizes (GPU).')
@@ -222,7 +224,7 @@ def _default_job_table(record: dict) -> str:
 
 def videomae_pretraining(workdir: str, out: str) -> dict:
   """Pre-train once, fine-tune from it and from scratch per seed; returns the result record."""
-  pretrain = _preset('configs/videomae/pretrain_k400.py', 'tiny')
+  pretrain = _preset('configs/videomae/pretrain.py', 'tiny')
   pretrain_steps = _PRETRAIN_STEPS.value or pretrain.train.num_steps
   pretrain.train.update(num_steps=pretrain_steps, eval_every_steps=max(pretrain_steps // 3, 1))
   pretrain_dir = _PRETRAIN_WORKDIR.value or os.path.join(workdir, 'pretrain')
@@ -235,7 +237,7 @@ def videomae_pretraining(workdir: str, out: str) -> dict:
   arms = []
   for seed in map(int, _SEEDS.value):
     for init in ('pre-trained', 'scratch'):
-      config = _preset('configs/videomae/finetune_k400.py', 'tiny')
+      config = _preset('configs/videomae/finetune.py', 'tiny')
       finetune_steps = _FINETUNE_STEPS.value or config.train.num_steps
       config.seed = seed
       config.train.update(num_steps=finetune_steps, eval_every_steps=max(finetune_steps // 3, 1))
@@ -251,12 +253,12 @@ def videomae_pretraining(workdir: str, out: str) -> dict:
   return dict(
       benchmark='videomae_pretraining' + suffix,
       dataset='synthetic_motion (10 classes, chance 0.1)',
-      pretrain=dict(config='configs/videomae/pretrain_k400.py:tiny', steps=pretrain_steps,
+      pretrain=dict(config='configs/videomae/pretrain.py:tiny', steps=pretrain_steps,
                     final_eval_loss=pt_results['eval/loss'],
                     seconds=None if pt_seconds is None else round(pt_seconds, 1),
                     eval_loss_curve=_eval_curve(pretrain_dir),
                     reconstruction=os.path.relpath(reconstruction, REPO)),
-      finetune=dict(config='configs/videomae/finetune_k400.py:tiny', steps=finetune_steps,
+      finetune=dict(config='configs/videomae/finetune.py:tiny', steps=finetune_steps,
                     train_split=config.dataset.train_split, arms=arms),
       machine=_machine())
 
@@ -438,11 +440,12 @@ def _data_pipeline_table(record: dict) -> str:
 
 def speed_models(workdir: str, out: str) -> dict:
   """Times our train step and its HF peer per model (vivit_jax.benchmarking.harness)."""
-  from vivit_jax.benchmarking import harness, presets  # pylint: disable=import-outside-toplevel
+  from configs import speed_benchmark  # pylint: disable=import-outside-toplevel
+  from vivit_jax.benchmarking import harness  # pylint: disable=import-outside-toplevel
   del workdir
-  names = _MODELS.value if _MODELS.present else list(presets.MODELS)
+  names = _MODELS.value if _MODELS.present else list(speed_benchmark.MODELS)
   try:
-    names = presets.check_names(names)
+    names = speed_benchmark.check_names(names)
   except ValueError as error:
     raise app.UsageError(str(error)) from error
   from vivit_jax.benchmarking import report  # pylint: disable=import-outside-toplevel
@@ -473,19 +476,19 @@ def memory(workdir: str, out: str) -> dict:
     import jax  # pylint: disable=import-outside-toplevel
     jax.config.update('jax_platforms', 'cpu')
   from vivit_jax import aot, memory_table  # pylint: disable=import-outside-toplevel
-  from vivit_jax.benchmarking import presets  # pylint: disable=import-outside-toplevel
+  from configs import speed_benchmark  # pylint: disable=import-outside-toplevel
   try:
-    names = presets.check_names(_MODELS.value if _MODELS.present else list(presets.MODELS))
+    names = speed_benchmark.check_names(_MODELS.value if _MODELS.present else list(speed_benchmark.MODELS))
     problems = [p for p in map(aot.missing, _TARGETS.value) if p]
   except ValueError as error:
     raise app.UsageError(str(error)) from error
   if problems:
     raise app.UsageError('; '.join(problems))
-  return memory_table.run({n: presets.load_preset(n) for n in names}, _TARGETS.value,
+  return memory_table.run({n: speed_benchmark.load_preset(n) for n in names}, _TARGETS.value,
                           batch=_BATCH.value or memory_table.DEFAULT_BATCH,
                           remats=tuple(_REMAT_ARMS.value), xla_rows=tuple(_XLA_MODELS.value),
                           find_largest=_LARGEST_BATCH.value,
-                          sources={n: presets.MODELS[n] for n in names},
+                          sources={n: speed_benchmark.MODELS[n] for n in names},
                           on_update=lambda record: write_results('memory', record, out))
 
 

@@ -19,18 +19,19 @@ START, END = '<!-- model-table:start -->', '<!-- model-table:end -->'
 # Table 6 (K400), the PySlowFast model zoo (at 256 x 256 views), torchvision's video models;
 # else None).
 PRESETS = {
-    'configs/vivit/b16x2_spatio_temporal.py': ('ViViT-B/16x2 Model 1, spatio-temporal', 455.2),
-    'configs/vivit/b16x2_factorised_encoder.py': ('ViViT-B/16x2 Model 2, factorised encoder',
+    'configs/vivit/k400.py': ('ViViT-B/16x2 Model 1, spatio-temporal', 455.2),
+    'configs/vivit/k400.py:factorised_encoder': ('ViViT-B/16x2 Model 2, factorised encoder',
                                                   284.4),
-    'configs/vivit/b16x2_factorised_self_attention.py': (
+    'configs/vivit/k400.py:factorised_self_attention': (
         'ViViT-B/16x2 Model 3, fact. self-attention', 372.3),
-    'configs/vivit/b16x2_factorised_dot_product.py': ('ViViT-B/16x2 Model 4, fact. dot-product',
+    'configs/vivit/k400.py:factorised_dot_product': ('ViViT-B/16x2 Model 4, fact. dot-product',
                                                       277.1),
-    'configs/vivit/l16x2_factorised_encoder.py': ('ViViT-L/16x2 Model 2, factorised encoder', None),
+    'configs/vivit/k400.py:factorised_encoder,L': ('ViViT-L/16x2 Model 2, factorised encoder',
+                                                   None),
     'configs/timesformer/base_8x224.py': ('TimeSformer-B, divided space-time', None),
-    'configs/videomae/finetune_k400.py:S': ('VideoMAE ViT-S/16, fine-tuned', 57.0),
-    'configs/videomae/finetune_k400.py:B': ('VideoMAE ViT-B/16, fine-tuned', 180.0),
-    'configs/videomae/finetune_k400.py:L': ('VideoMAE ViT-L/16, fine-tuned', 597.0),
+    'configs/videomae/finetune.py:S': ('VideoMAE ViT-S/16, fine-tuned', 57.0),
+    'configs/videomae/finetune.py:B': ('VideoMAE ViT-B/16, fine-tuned', 180.0),
+    'configs/videomae/finetune.py:L': ('VideoMAE ViT-L/16, fine-tuned', 597.0),
     'configs/cnn/i3d_r50_k400.py': ('I3D-R50 8x8, inflated ResNet-50', '37.5 at 256x256'),
     'configs/cnn/i3d_r50_k400.py:nonlocal': ('I3D-R50 8x8 + non-local blocks', None),
     'configs/cnn/slowfast_r50_k400.py': ('SlowFast-R50 8x8', '65.7 at 256x256'),

@@ -27,7 +27,7 @@ place of UCF-101 / Sports-1M, end-to-end training of CNN and LSTM, no optical-fl
 Ng et al.'s per-frame losses with a gain growing over time replaced by the one clip-level loss.
 Tiny: depth 50 at base_width 8 (a 256-d feature per frame), LSTM widths as above, synthetic_motion
 8 x 28 x 28 clips, 300 steps of AdamW (configs/default.py's, lr 2e-3) and readout 'last' (also for
-':tiny_snippets'). With SGD (lr 0.1, Nesterov, clipped at 1) it stayed at chance (test top-1 0.11)
+':tiny,snippets'). With SGD (lr 0.1, Nesterov, clipped at 1) it stayed at chance (test top-1 0.11)
 in 300 steps. With readout 'mean' it stays at chance too (0.11 after 150 AdamW steps, 'last':
 0.74): an untrained LSTM's per-step outputs mostly follow the current frame, so their mean over
 time hardly depends on the order of the frames, and synthetic_motion's directions visit the same

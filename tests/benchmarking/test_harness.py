@@ -8,14 +8,15 @@ import numpy as np
 import optax
 import pytest
 
-from vivit_jax.benchmarking import harness, hf_peers, ours, presets, report
+from configs import speed_benchmark
+from vivit_jax.benchmarking import harness, hf_peers, ours, report
 from vivit_jax.models import flops
 from vivit_jax.weights import hf
 
 
 def _small(name: str):
   """`name`'s tiny benchmark config shrunk further (1-2 layers, width 32, 4 x 32^2 clips)."""
-  config = presets.benchmark_config(name, 'tiny')
+  config = speed_benchmark.benchmark_config(name, 'tiny')
   config.model.update(hidden_size=32, num_heads=2, mlp_dim=64, num_layers=1)
   if name == 'videomae_pretrain':
     config.model.update(decoder_hidden_size=16, decoder_num_heads=2, decoder_mlp_dim=32,
@@ -176,7 +177,7 @@ def test_hf_peer_reads_back_as_our_config(name, tmp_path):
 
 def test_no_hf_peer_for_models_transformers_lacks():
   for name in ('vivit2', 'vivit3', 'vivit4', 'i3d', 'slowfast', 'c3d'):
-    config = presets.benchmark_config(name, 'tiny')
+    config = speed_benchmark.benchmark_config(name, 'tiny')
     assert hf_peers.hf_config(config.model, ours.clip_shape(config)) is None
 
 
@@ -249,7 +250,7 @@ def test_a_failing_model_gets_an_error_row_and_the_run_goes_on(monkeypatch):
 
 
 def test_remat_arm_needs_the_config_field():
-  config = presets.benchmark_config('vivit1', 'real')
+  config = speed_benchmark.benchmark_config('vivit1', 'real')
   if 'remat' in config.model:
     assert harness.with_remat(config, 'full').model.remat == 'full'
   else:
@@ -262,16 +263,16 @@ def test_real_sizes_are_the_presets_on_gpu_settings():
   sizes = {'vivit1': (32, 224), 'videomae_pretrain': (16, 224), 'i3d': (8, 224),
            'slowfast': (32, 224), 'c3d': (16, 112), 'timesformer': (8, 224)}
   for name, (frames, crop) in sizes.items():
-    config = presets.benchmark_config(name, 'real')
+    config = speed_benchmark.benchmark_config(name, 'real')
     assert (config.dataset.num_frames, config.dataset.crop_size) == (frames, crop), name
     assert config.model.dtype == 'bfloat16'
     assert config.model.get('attention_impl', 'cudnn') == 'cudnn'
-  assert presets.benchmark_config('vivit1', 'real').model.hidden_size == 768
-  assert presets.benchmark_config('vivit1', 'tiny').model.hidden_size == 192
+  assert speed_benchmark.benchmark_config('vivit1', 'real').model.hidden_size == 768
+  assert speed_benchmark.benchmark_config('vivit1', 'tiny').model.hidden_size == 192
   with pytest.raises(ValueError, match="Unknown --models \\['vivit9'\\]"):
-    presets.check_names(['vivit1', 'vivit9'])
+    speed_benchmark.check_names(['vivit1', 'vivit9'])
   with pytest.raises(ValueError, match="--size 'huge'"):
-    presets.benchmark_config('vivit1', 'huge')
+    speed_benchmark.benchmark_config('vivit1', 'huge')
 
 
 _RECORD = dict(benchmark='models', device='cpu-x86_64-2core', date='2026-01-02', size='tiny',

@@ -384,7 +384,7 @@ def test_preset_structure_and_tiny_version(path):
     assert full.optimizer.learning_rate == 0.1 and full.optimizer.weight_decay == 1e-4
     nl = models.build(_preset(path, 'nonlocal').model)
     assert tuple(map(tuple, nl.nonlocal_blocks)) == ((), (1, 3), (1, 3, 5), ())
-    assert _preset(path, 'tiny_nonlocal').model.nonlocal_blocks == nl.nonlocal_blocks
+    assert _preset(path, 'tiny,nonlocal').model.nonlocal_blocks == nl.nonlocal_blocks
   elif 'c3d' in path:
     assert (model.base_width, model.fc_width, model.num_classes) == (64, 4096, 487)
     assert (full.dataset.num_frames, full.dataset.crop_size, full.train.batch_size) == (16, 112, 30)

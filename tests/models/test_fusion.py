@@ -166,7 +166,7 @@ def test_presets(path):
   elif 'late' in path:
     assert ds.num_frames == 16 and model.frame_indices(16).tolist() == [0, 15]
     assert model.fusion == 'concat' and _preset(path, 'pool').model.fusion == 'pool'
-    assert _preset(path, 'tiny_pool').model.fusion == 'pool'
+    assert _preset(path, 'tiny,pool').model.fusion == 'pool'
     fc = 2 * 512 * 4096 + 4096
     assert _num_params(params) == RESNET18_TRUNK + fc + 4096 * 487 + 487
   else:  # The stem sees 30 channels: 7 * 7 * 27 * 64 more weights than ResNet-18's.

@@ -236,7 +236,7 @@ def test_preset_tiny_versions(path):
     assert tuple(tiny.model.hidden_widths) == (8, 16, 32, 64)
   else:
     assert (full.model.readout, tiny.model.readout) == ('mean', 'last')
-    assert _preset(path, 'tiny_snippets').model.num_lstm_layers == 5
+    assert _preset(path, 'tiny,snippets').model.num_lstm_layers == 5
   _check_tiny_preset_runs(path, tiny)
 
 

@@ -9,10 +9,10 @@ import re
 import jax
 import pytest
 
-from vivit_jax import aot
-from vivit_jax.benchmarking import presets
-from vivit_jax.models import attention
+from configs import speed_benchmark
 from tests.helpers import tiny_config
+from vivit_jax import aot
+from vivit_jax.models import attention
 
 BATCH = 8  # Activations have leading dimensions whose product is a multiple of the batch.
 FLASH_CALLS = {'cuda': ('__cudnn$fmhaSoftmax', '__cudnn$fmhaSoftmaxBackward'),
@@ -45,16 +45,16 @@ def _lowered_text(config, platforms, devices=None, batch=BATCH):
   return lowered.as_text()
 
 
-TRANSFORMERS = [n for n in presets.MODELS
-                if presets.load_preset(n).model.name in presets.TRANSFORMERS]
-CNNS = [n for n in presets.MODELS if n not in TRANSFORMERS]
+TRANSFORMERS = [n for n in speed_benchmark.MODELS
+                if speed_benchmark.load_preset(n).model.name in speed_benchmark.TRANSFORMERS]
+CNNS = [n for n in speed_benchmark.MODELS if n not in TRANSFORMERS]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize('platform', ['cuda', 'tpu'])
 @pytest.mark.parametrize('name', TRANSFORMERS)
 def test_paper_transformer_lowers_with_flash_attention(name, platform):
-  text = _lowered_text(presets.load_preset(name), [platform])
+  text = _lowered_text(speed_benchmark.load_preset(name), [platform])
   calls = custom_calls(text)
   assert all(calls[call] >= 1 for call in FLASH_CALLS[platform]), dict(calls)
   assert not attention_weights(text)
@@ -64,13 +64,13 @@ def test_paper_transformer_lowers_with_flash_attention(name, platform):
 @pytest.mark.parametrize('name', CNNS)
 def test_paper_cnn_lowers_for_gpu_and_tpu(name):
   """One lowering for both platforms (no attention: the same trace serves both)."""
-  text = _lowered_text(presets.load_preset(name), ['cuda', 'tpu'])
+  text = _lowered_text(speed_benchmark.load_preset(name), ['cuda', 'tpu'])
   assert 'stablehlo.convolution' in text and not attention_weights(text)
 
 
 def test_attention_weights_detector_sees_xla_attention():
   """The check above can fail: plain XLA attention's weights are found."""
-  config = presets.load_preset('vivit2')
+  config = speed_benchmark.load_preset('vivit2')
   config.model.attention_impl = 'xla'
   text = _lowered_text(config, ['tpu'])
   assert f'{BATCH * 16}x12x1x197x197' in attention_weights(text)  # 16 frames of 197 tokens.

@@ -11,7 +11,8 @@ import time
 import jax
 import jax.numpy as jnp
 
-from vivit_jax.benchmarking import hf_peers, ours, presets, profile, report
+from configs import speed_benchmark
+from vivit_jax.benchmarking import hf_peers, ours, profile, report
 
 DEFAULT_BATCH = {'tiny': 4, 'real': 8}
 MATMUL = {'cpu': (jnp.float32, 1024), 'gpu': (jnp.bfloat16, 8192), 'tpu': (jnp.bfloat16, 8192)}
@@ -65,7 +66,7 @@ def row(name: str, config, batch_size: int, steps: int, matmul_rate: float,
   del compiled, peer, sides
   hf_peers.release_memory()
   gc.collect()
-  return dict(model=name, preset=presets.MODELS[name], clip=f'{t}x{h}x{w}' if h != w else
+  return dict(model=name, preset=speed_benchmark.MODELS[name], clip=f'{t}x{h}x{w}' if h != w else
               f'{t}x{h}^2', batch=batch_size, steps=steps, **measured,
               mfu=measured['train_flops_per_s'] / matmul_rate, hf=theirs,
               ratio=measured['clips_per_s'] / theirs['clips_per_s'] if theirs else None,
@@ -113,7 +114,7 @@ def max_batch(name: str, size: str, arm: str, capacity: int | None,
   (ours.predict_largest_batch) and steps by 1 + `tolerance`; else it doubles from 1. Bisection
   stops once the batch that fails is within `tolerance` of the one that runs."""
   def config():
-    return with_remat(presets.benchmark_config(name, size), arm)
+    return with_remat(speed_benchmark.benchmark_config(name, size), arm)
   prediction = ours.predict_largest_batch(lambda b: ours.compiled_bytes(config(), b),
                                           capacity) if capacity else {}
   search = dict(start=prediction['predicted'], growth=1 + max(tolerance, 1 / 16)) if prediction \
@@ -140,8 +141,8 @@ def run(names, size: str, steps: int, batch_size: int | None = None, with_hf: bo
       time.monotonic() - start > time_budget_s)
   import torch  # pylint: disable=import-outside-toplevel
   import transformers  # pylint: disable=import-outside-toplevel
-  names = presets.check_names(names)
-  max_batch_models = presets.check_names(max_batch_models)
+  names = speed_benchmark.check_names(names)
+  max_batch_models = speed_benchmark.check_names(max_batch_models)
   torch.set_num_threads(os.cpu_count())
   device = jax.devices()[0]
   dtype, matmul_size = MATMUL[device.platform]
@@ -162,7 +163,7 @@ def run(names, size: str, steps: int, batch_size: int | None = None, with_hf: bo
       update(record)
       continue
     try:
-      record['rows'].append(row(name, presets.benchmark_config(name, size), batch_size, steps,
+      record['rows'].append(row(name, speed_benchmark.benchmark_config(name, size), batch_size, steps,
                                 matmul_rate, with_hf, profile_steps=profile_steps,
                                 phases=phases))
     except Exception as error:  # pylint: disable=broad-except
@@ -170,7 +171,7 @@ def run(names, size: str, steps: int, batch_size: int | None = None, with_hf: bo
     update(record)
   if max_batch_models and not over_budget():
     for arm in remat_arms:  # Fail before any search where an arm cannot be run.
-      with_remat(presets.benchmark_config(max_batch_models[0], size), arm)
+      with_remat(speed_benchmark.benchmark_config(max_batch_models[0], size), arm)
     record['max_batch'] = []
     for name in max_batch_models:
       for arm in remat_arms:

@@ -15,7 +15,7 @@ README_INTRO = """# Speed: our jitted train step vs. Hugging Face PyTorch
 device) and, where transformers has the same model (ViViT Model 1, VideoMAE pre-training and
 fine-tuning, TimeSformer), the Hugging Face PyTorch model of the same configuration (same sizes,
 clip, optimizer and gradient clipping; SDPA attention where transformers has it). On CPU the
-presets run at reduced sizes (`vivit_jax/benchmarking/presets.py`: width 192, 4 layers, short
+presets run at reduced sizes (`configs/speed_benchmark.py`: width 192, 4 layers, short
 64^2 clips; CNNs at a quarter of their width; our encoders unrolled: `scan_layers` made XLA:CPU's
 backward 25-35% slower) in float32 on both sides; on a GPU at their real sizes, ours in bfloat16
 with cudnn attention, theirs under bf16 autocast.

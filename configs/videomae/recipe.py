@@ -1,6 +1,7 @@
-r"""Shared parts of the VideoMAE presets (Tong et al., NeurIPS 2022, arXiv:2203.12602): self-
-supervised pre-training and fine-tuning on Kinetics-400 and Something-Something v2, ViT-S/B/L,
-and their tiny CPU versions. Presets are loaded by file path, so they load this file with runpy.
+r"""The recipe of the VideoMAE presets (Tong et al., NeurIPS 2022, arXiv:2203.12602),
+configs/videomae/{pretrain,finetune}.py: self-supervised pre-training and fine-tuning on
+Kinetics-400 and Something-Something v2, ViT-S/B/L, and their tiny CPU versions. Their argument
+(configs/common.py): `dataset=` k400 (default) or ssv2, `size=` B (default), S or L, and `tiny`.
 
 Settings follow the released scripts (MCG-NJU/VideoMAE, scripts/{kinetics,ssv2}/
 videomae_vit_{small,base,large}_patch16_224_tubemasking_ratio_0.9_epoch_{1600,2400}/
@@ -18,19 +19,18 @@ frames resized to short side 224, as the released scripts. Not yet supported by 
 absent: multi-scale crops (pre-training), RandAugment and random erasing (fine-tuning), repeated
 augmentation (num_sample 2).
 """
-import os
-import runpy
+import types
 
 import ml_collections
 
+from configs import common
 from vivit_jax.models import videomae
 
-_CONFIGS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATASETS = {  # name -> (TFDS name, classes, train clips, sampling stride, flip).
-    'k400': ('kinetics400', 400, 240436, 4, True),
-    'ssv2': ('something_something_v2', 174, 168913, 2, False),
+    'k400': ('kinetics400', 400, common.KINETICS400_TRAIN_CLIPS, 4, True),
+    'ssv2': ('something_something_v2', 174, common.SSV2_TRAIN_CLIPS, 2, False),
 }
-SIZES = ('S', 'B', 'L')
+SIZES = ('B', 'S', 'L')  # The first is the default.
 # (dataset, size) -> global batch of the released scripts (per-GPU batch x GPUs).
 PRETRAIN_BATCH = {('k400', 'S'): 1024, ('k400', 'B'): 2048, ('k400', 'L'): 512,
                   ('ssv2', 'S'): 1024, ('ssv2', 'B'): 2048, ('ssv2', 'L'): 512}
@@ -61,21 +61,9 @@ TINY_PRETRAIN_STEPS = 1500
 TINY_FINETUNE_STEPS = 300
 
 
-def default_config():
-  """configs/default.py's get_config()."""
-  return runpy.run_path(os.path.join(_CONFIGS, 'default.py'))['get_config']()
-
-
-def _parse(arg):
-  """Preset argument -> (size, tiny): 'S' | 'B' | 'L' (None: 'B'), or 'tiny'."""
-  if arg in (None, ''):
-    return 'B', False
-  if arg == 'tiny':
-    return 'B', True
-  if arg in SIZES:
-    return arg, False
-  raise ValueError(f"Unknown preset argument '{arg}' (configs/videomae/X.py:ARG); use one of "
-                   f"{', '.join(SIZES)} or 'tiny'.")
+def parse_arg(arg, config_file: str) -> types.SimpleNamespace:
+  """namespace(tiny, dataset, size) of a VideoMAE preset's argument (configs/common.py)."""
+  return common.parse_arg(arg, config_file, dataset=tuple(DATASETS), size=SIZES)
 
 
 def _dataset(config, dataset: str, tiny: bool):
@@ -102,10 +90,10 @@ def _model_fields(size: str, tiny: bool, pretrain: bool) -> dict:
   return fields
 
 
-def pretrain(arg, *, dataset: str):
-  """VideoMAE pre-training on `dataset` ('k400' | 'ssv2'); arg: size or 'tiny' (_parse)."""
-  size, tiny = _parse(arg)
-  config = default_config()
+def pretrain(args: types.SimpleNamespace):
+  """VideoMAE pre-training of `args` (parse_arg)."""
+  dataset, size, tiny = args.dataset, args.size, args.tiny
+  config = common.default_config()
   config.task = 'masked_video_modeling'
   _dataset(config, dataset, tiny)
   config.model = ml_collections.ConfigDict(dict(
@@ -131,11 +119,11 @@ def pretrain(arg, *, dataset: str):
   return config
 
 
-def finetune(arg, *, dataset: str):
-  """VideoMAE fine-tuning on `dataset` from a pre-training run (config.init_from.path: its
-  workdir); arg: size or 'tiny' (_parse)."""
-  size, tiny = _parse(arg)
-  config = default_config()
+def finetune(args: types.SimpleNamespace):
+  """VideoMAE fine-tuning of `args` (parse_arg) from a pre-training run (config.init_from.path:
+  its workdir)."""
+  dataset, size, tiny = args.dataset, args.size, args.tiny
+  config = common.default_config()
   _dataset(config, dataset, tiny)
   _, num_classes, train_clips, _, _ = DATASETS[dataset]
   config.model = ml_collections.ConfigDict(dict(

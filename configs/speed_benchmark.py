@@ -1,22 +1,23 @@
-"""The models of the speed benchmark: name -> preset, and each preset at benchmark size.
+"""The models of the speed and memory benchmarks (`tools/benchmark.py models|memory`): name ->
+preset, and each preset at benchmark size.
 
 'real' is the preset as trained (bfloat16, cudnn attention for the transformers: accelerators);
 'tiny' keeps the architecture, tokenizer and optimizer but shrinks widths, depths and clips so a
-model's CPU measurement takes seconds (float32, XLA attention, encoders unrolled).
+model's CPU measurement takes seconds. Unlike a preset's `:tiny` (configs/common.py), which keeps
+every feature of the paper run to test its code paths, it measures what a CPU user would run:
+float32, XLA attention, encoders unrolled.
 """
-import os
-import runpy
-
 import ml_collections
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from configs import common
+
 MODELS = {
-    'vivit1': 'configs/vivit/b16x2_spatio_temporal.py',
-    'vivit2': 'configs/vivit/b16x2_factorised_encoder.py',
-    'vivit3': 'configs/vivit/b16x2_factorised_self_attention.py',
-    'vivit4': 'configs/vivit/b16x2_factorised_dot_product.py',
-    'videomae_pretrain': 'configs/videomae/pretrain_k400.py:B',
-    'videomae_finetune': 'configs/videomae/finetune_k400.py:B',
+    'vivit1': 'configs/vivit/k400.py',
+    'vivit2': 'configs/vivit/k400.py:factorised_encoder',
+    'vivit3': 'configs/vivit/k400.py:factorised_self_attention',
+    'vivit4': 'configs/vivit/k400.py:factorised_dot_product',
+    'videomae_pretrain': 'configs/videomae/pretrain.py:B',
+    'videomae_finetune': 'configs/videomae/finetune.py:B',
     'timesformer': 'configs/timesformer/base_8x224.py',
     'i3d': 'configs/cnn/i3d_r50_k400.py',
     'slowfast': 'configs/cnn/slowfast_r50_k400.py',
@@ -54,8 +55,7 @@ def check_names(names) -> list[str]:
 
 def load_preset(name: str) -> ml_collections.ConfigDict:
   """The paper-size preset of model `name` (a key of MODELS)."""
-  path, _, arg = MODELS[name].partition(':')
-  return runpy.run_path(os.path.join(REPO, path))['get_config'](arg or None)
+  return common.load(MODELS[name])
 
 
 def benchmark_config(name: str, size: str) -> ml_collections.ConfigDict:
