@@ -154,3 +154,17 @@ def assert_scan_equals_unrolled(build, params, x, output=None, atol: float = 1e-
   jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-5, atol=atol),
                run(scanned, stacked), run(build(), params))
   return stacked
+
+
+def random_params(model, *inputs) -> dict:
+  """Params of `model`'s init shapes and dtypes for `inputs`, normal(0, 0.02) with LayerNorm
+  scales 1, made without compiling the init (on CPU it can cost more than the forward pass)."""
+  import flax.linen as nn
+  import jax
+  abstract = jax.eval_shape(lambda: model.init(
+      {'params': jax.random.key(1), 'masking': jax.random.key(2)}, *inputs, train=False))
+  rng = np.random.default_rng(0)
+  return jax.tree_util.tree_map_with_path(
+      lambda path, leaf: (np.ones(leaf.shape, leaf.dtype) if path[-1].key == 'scale' else
+                          (0.02 * rng.standard_normal(leaf.shape)).astype(leaf.dtype)),
+      nn.unbox(abstract)['params'])

@@ -149,7 +149,7 @@ def test_presets(path):
   assert (full.dataset.name, full.model.num_classes, full.train.batch_size) == ('sports1m', 487, 32)
   assert full.optimizer.to_dict() == dict(
       name='sgd', learning_rate=1e-3, end_learning_rate=0.0, warmup_steps=0, momentum=0.9,
-      nesterov=False, weight_decay=5e-4, grad_clip_norm=1e9)
+      nesterov=False, weight_decay=5e-4, grad_clip_norm=float('inf'))
   assert (full.dataset.crop_size, full.dataset.stride, full.dataset.eval_clips) == (170, 1, 20)
   assert tiny.optimizer.to_dict() == dict(full.optimizer.to_dict(), warmup_steps=60,
                                           learning_rate=0.1)
