@@ -21,6 +21,8 @@ horizontal flip, mean/std 0.45/0.225, SGD momentum 0.9, weight decay 1e-4 (not o
 gradient norm clipped at 1 (the library's default, usual for LSTMs), batch 64, lr 0.05, 5 warmup
 epochs then cosine over 45; testing 10 clips x 1 centre crop, softmax averaged.
 
+Expect: no published Kinetics result for this recipe (the papers report UCF-101 and Sports-1M),
+and none measured here (no Kinetics, no accelerator).
 Differs from the papers: a ResNet-50 from scratch in place of ImageNet-pretrained CaffeNet
 (LRCN) or GoogLeNet (Ng et al.; set config.init_from.path to start from weights), Kinetics in
 place of UCF-101 / Sports-1M, end-to-end training of CNN and LSTM, no optical-flow stream, and

@@ -18,6 +18,8 @@ Recipe of this preset (the paper trains the GRUs on top of a fixed ImageNet VGG-
 decay 1e-4 (not on BN or biases), gradient norm clipped at 1, batch 64, lr 0.05, 5 warmup epochs
 then cosine over 45, dropout 0.5 before each classifier; testing 10 clips x 1 centre crop.
 
+Expect: no published Kinetics result for this recipe (the paper reports UCF-101), and none
+measured here (no Kinetics, no accelerator).
 Differs from the paper: ResNet-18 trained end to end from scratch (set config.init_from.path to
 start from weights) in place of a frozen ImageNet VGG-16, no fc7 level (a 1 x 1 ConvGRU there),
 Kinetics in place of UCF-101, no optical-flow stream, logits (not probabilities) averaged over

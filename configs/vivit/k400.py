@@ -14,8 +14,9 @@ TPU). The paper run needs a 'kinetics400' TFDS dataset (vivit_jax/data/standard_
 and config.init_from.path (ViT ImageNet-21k).
 Tiny: the same variant, tokenizer, classifier, optimizer and peak learning rate, bfloat16 with
 scanned layers (and L's 'dots' remat), at configs/default.py's sizes on synthetic_motion, 300
-steps. Model 1 measured: see TINY_MEASURED below; the other variants were not run to the end
-here (each trains one step in tests/configs/test_vivit_k400.py).
+steps. MEASURED_TINY
+The other variants' tiny versions were not run to the end here (tests/configs/test_tiny_matrix.py
+traces each).
 
 Recipe (scenic, scenic/projects/vivit/configs/kinetics400/{vivit_base_k400,
 vivit_base_factorised_encoder, vivit_large_factorised_encoder}.py, and the paper's Sec. 4.1,
