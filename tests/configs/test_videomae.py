@@ -42,7 +42,8 @@ def test_structure(spec, size, width, depth):
     assert (ds.eval_clips, ds.eval_crops) == ((5, 3) if k400 else (2, 3))
 
 
-@pytest.mark.parametrize('spec', VIDEOMAE)
+# Pre-training on SSv2 builds the K400 model (only the classifier's classes differ by dataset).
+@pytest.mark.parametrize('spec', [s for s in VIDEOMAE if s != 'configs/videomae/pretrain.py:ssv2'])
 def test_forward_at_reduced_size(spec):
   config = common.load(spec)
   config.model.update(hidden_size=32, num_heads=4, mlp_dim=64, num_layers=1, dtype='float32')
