@@ -478,7 +478,8 @@ def memory(workdir: str, out: str) -> dict:
   from vivit_jax import aot, memory_table  # pylint: disable=import-outside-toplevel
   from configs import speed_benchmark  # pylint: disable=import-outside-toplevel
   try:
-    names = speed_benchmark.check_names(_MODELS.value if _MODELS.present else list(speed_benchmark.MODELS))
+    names = speed_benchmark.check_names(_MODELS.value if _MODELS.present
+                                        else list(speed_benchmark.MODELS))
     problems = [p for p in map(aot.missing, _TARGETS.value) if p]
   except ValueError as error:
     raise app.UsageError(str(error)) from error

@@ -10,9 +10,9 @@ from configs import common
 from tests.helpers import REPO
 from vivit_jax import models
 
-VIVIT = ['configs/vivit/k400.py', 'configs/vivit/k400.py:factorised_encoder',
-         'configs/vivit/k400.py:factorised_self_attention',
-         'configs/vivit/k400.py:factorised_dot_product', 'configs/vivit/k400.py:factorised_encoder,L']
+VIVIT = ['configs/vivit/k400.py'] + [f'configs/vivit/k400.py:{arg}' for arg in (
+    'factorised_encoder', 'factorised_self_attention', 'factorised_dot_product',
+    'factorised_encoder,L')]
 TRANSFORMERS = VIVIT + ['configs/timesformer/base_8x224.py']
 VIDEOMAE = [f'configs/videomae/{stage}.py{dataset}' for stage in ('pretrain', 'finetune')
             for dataset in ('', ':ssv2')]

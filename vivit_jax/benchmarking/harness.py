@@ -163,8 +163,8 @@ def run(names, size: str, steps: int, batch_size: int | None = None, with_hf: bo
       update(record)
       continue
     try:
-      record['rows'].append(row(name, speed_benchmark.benchmark_config(name, size), batch_size, steps,
-                                matmul_rate, with_hf, profile_steps=profile_steps,
+      record['rows'].append(row(name, speed_benchmark.benchmark_config(name, size), batch_size,
+                                steps, matmul_rate, with_hf, profile_steps=profile_steps,
                                 phases=phases))
     except Exception as error:  # pylint: disable=broad-except
       record['rows'].append(dict(model=name, error=f'{type(error).__name__}: {error}'[:2000]))
