@@ -1,8 +1,7 @@
 """Compile-only devices: compile the train step for an accelerator this machine does not have.
 
-  device = aot.device('h200')            # or 'v5e', 'cpu'
-  result = aot.compile_train_step(config, batch_size=8, device=device)
-  result.memory_bytes                    # arguments + outputs + temporaries - aliased
+  result = aot.compile_train_step(config, 8, 'h200')  # or 'v5e', 'cpu'
+  result.memory_bytes          # arguments + outputs + temporaries - aliased
 
 'h200' is a compile-only NVIDIA H200 built from XLA's GpuTargetConfig of that card (H200_TARGET)
 by the `jax-cuda12-plugin` + `jax-cuda12-pjrt` wheels of the installed jax; 'v5e' is one chip of

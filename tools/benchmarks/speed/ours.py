@@ -107,7 +107,7 @@ class Phases:
 
 def compile_phases(config, compiled: 'Compiled', device=None) -> Phases:
   """`Phases` of `config` at the batch of `compiled` (its train step, on the same device), timed
-  against the HF peer's forward and forward + backward (benchmarking.harness)."""
+  against the HF peer's forward and forward + backward (speed.harness)."""
   batch_size = compiled.batch['video'].shape[0]
   *_, (forward, forward_backward) = _train_step(config, batch_size, device, phases=True)
   state = compiled.state
