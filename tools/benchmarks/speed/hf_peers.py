@@ -2,8 +2,9 @@
 step (forward, loss, backward, gradient clipping, optimizer step), forward and forward + backward.
 
 The configs map field by field onto the ones `weights.hf` reads (its readers turn these HF
-configs back into ours: tests/tools/benchmarks/speed/test_hf_peers.py checks the round trip). Models without an HF peer
-(ViViT Models 2-4, the CNNs) give None. torch and transformers are imported only when called.
+configs back into ours: tests/tools/benchmarks/speed/test_hf_peers.py checks the round trip).
+Models without an HF peer (ViViT Models 2-4, the CNNs) give None. torch and transformers are
+imported only when called.
 """
 import statistics
 import time

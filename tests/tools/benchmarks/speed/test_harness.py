@@ -12,8 +12,8 @@ from vivit_jax.benchmarking import presets
 from vivit_jax.models import flops
 
 
-def test_row_measures_ours_and_the_hf_peer(vivit1_row):
-  r, config = vivit1_row, small('vivit1')
+def test_row_measures_ours_and_the_hf_peer(measured):
+  r, config = measured.row, small('videomae_finetune')
   shape = (4, 32, 32)
   assert r['params'] == flops.param_count(config.model, shape) == r['hf']['params']
   assert r['gflops_forward_per_clip'] == pytest.approx(flops.xla_flops(config.model, shape) / 1e9)
@@ -26,7 +26,7 @@ def test_row_measures_ours_and_the_hf_peer(vivit1_row):
   assert r['mfu'] == pytest.approx(r['train_flops_per_s'] / 1e11)
   assert r['ratio'] == pytest.approx(r['clips_per_s'] / r['hf']['clips_per_s'])
   assert (r['hf']['model'], r['hf']['attention'], r['clip']) == (
-      'VivitForVideoClassification', 'sdpa', '4x32^2')
+      'VideoMAEForVideoClassification', 'sdpa', '4x32^2')
   assert r['flops_source'] == dict(train='xla-cpu', forward='xla-cpu')
   # Like with like: forward, forward + backward and the step, ours and HF, each ratio HF / ours.
   assert [p['phase'] for p in r['phases']] == ['forward', 'forward_backward', 'step']

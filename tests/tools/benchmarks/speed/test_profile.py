@@ -82,8 +82,8 @@ def test_summary_shares_leave_out_control_flow_and_name_graph_kernels():
                                        kind='matmul', layer='encoder/block_*/mlp/fc1')
 
 
-def test_a_traced_train_step_spends_its_time_in_forward_backward_and_matmuls(vivit1_row):
-  r = vivit1_row  # harness.row(..., profile_steps=2).
+def test_a_traced_train_step_spends_its_time_in_forward_backward_and_matmuls(measured):
+  r = measured.row  # harness.row(..., profile_steps=2).
   p = r['profile']
   assert 0 < p['device_ms_per_step'] < 10 * r['step_ms']
   for key in ('by_kind', 'by_phase'):
