@@ -82,8 +82,9 @@ def _phase_fns(model, task, mesh, rules, seed: int):
 @dataclasses.dataclass
 class Phases:
   """Our step's parts as separately compiled calls on a `Compiled` step's current state and
-  batch, each waiting for its work: `forward()` (the loss) and `forward_backward()` (the loss
-  and the gradients of every parameter); compile_s is both compiles."""
+  batch, each waiting for its work and returning it: `forward()` (the loss) and
+  `forward_backward()` (the loss and the gradients of every parameter); compile_s is both
+  compiles."""
   forward: object
   forward_backward: object
   compile_s: float
