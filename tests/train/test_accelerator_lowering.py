@@ -9,7 +9,7 @@ import re
 import jax
 import pytest
 
-from vivit_jax import aot
+from tools.benchmarks.compile_only import aot
 from vivit_jax.benchmarking import presets
 from vivit_jax.models import attention
 from tests.helpers import tiny_config
