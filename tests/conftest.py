@@ -1,9 +1,15 @@
 """Test setup: 8 simulated CPU devices (set before JAX initialises), TF kept off accelerators."""
 import os
+import tempfile
 
 os.environ.setdefault('XLA_FLAGS', '--xla_force_host_platform_device_count=8')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+# One persistent compilation cache for every test process and the subprocesses they start: the
+# suite compiles the same small train steps in many tests, and XLA compiles dominate its time.
+os.environ.setdefault('JAX_COMPILATION_CACHE_DIR',
+                      os.path.join(tempfile.gettempdir(), 'vivit_jax_tests_jax_cache'))
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0.5')
 
 import jax  # noqa: E402  (must follow the flags above)
 

@@ -22,7 +22,7 @@
 #   max_batch  the largest ViViT-B/16x2 batch per GPU, remat none and full
 #
 # Each writes <device>-<date>-<part or TAG>.json and regenerates README.md in OUT_DIR (default
-# benchmarks/); copy the JSON into benchmarks/ and run `python -m vivit_jax.benchmarking.report
+# benchmarks/); copy the JSON into benchmarks/ and run `python -m tools.benchmarks.speed.report
 # benchmarks` to add its table there. SIZE=tiny runs a part at CPU sizes (a dry run of this
 # script): `SIZE=tiny BUDGET_S=900 LIMIT_S=1300 tools/gpu_benchmark.sh all` took 964 s on the
 # shared 2-core CPU under a load of ~7, its budget reached after 6 of the 10 presets (the CNNs

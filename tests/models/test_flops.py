@@ -134,3 +134,19 @@ def test_xla_count_sees_every_layer_of_scanned_and_rematted_encoders(options):
   so the speed options do not change the count."""
   assert flops.xla_flops(_vivit(**options), CLIP) == flops.xla_flops(_vivit(), CLIP)
   assert flops.counting_config(_vivit(**options)).scan_layers is False
+
+
+def test_cost_flops_reads_every_shape_of_analysis():
+  class Stage:
+    def __init__(self, analysis):
+      self.analysis = analysis
+
+    def cost_analysis(self):
+      if isinstance(self.analysis, Exception):
+        raise self.analysis
+      return self.analysis
+
+  assert flops.cost_flops(Stage({'flops': 12.0})) == 12.0
+  assert flops.cost_flops(Stage([{'flops': 3}])) == 3.0  # Older JAX: one dict per program.
+  for missing in (None, {}, [], {'flops': -1.0}, NotImplementedError('no cost analysis')):
+    assert flops.cost_flops(Stage(missing)) is None

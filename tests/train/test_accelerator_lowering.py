@@ -11,7 +11,7 @@ import pytest
 
 from configs import speed_benchmark
 from tests.helpers import tiny_config
-from vivit_jax import aot
+from tools.benchmarks.compile_only import aot
 from vivit_jax.models import attention
 
 BATCH = 8  # Activations have leading dimensions whose product is a multiple of the batch.

@@ -1,17 +1,12 @@
-"""Compile-only targets (vivit_jax/aot.py) and the memory table (vivit_jax/memory_table.py):
-the largest-batch search finds the exact boundary in few compiles; real CPU compiles of a tiny
-train step give bytes that grow with the batch and a confirmed largest batch; the H200 and TPU
-v5e targets compile it where the `aot` extra's wheels are installed."""
+"""The memory table (compile_only.memory_table): the largest-batch search finds the exact
+boundary in few compiles; real CPU compiles of a small step give bytes that grow with the batch,
+a confirmed largest batch and the table's row."""
 import dataclasses
-import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.helpers import REPO, tiny_config
-from vivit_jax import aot, memory_table
+from tests.helpers import tiny_config
+from tools.benchmarks.compile_only import aot, memory_table
 
 
 def _fake_compiles(bytes_at, target):
@@ -54,16 +49,6 @@ def test_largest_batch_when_nothing_fits_or_everything_does():
   assert (found['largest'], found['refused']) == (64, None)
 
 
-def test_tpu_refusal_message_and_kernel_markers():
-  error = RuntimeError('RESOURCE_EXHAUSTED: Ran out of memory on HBM, the total memory required '
-                       'for HLO temporaries (84.50G) exceeds available HBM (15.75G).')
-  assert aot.is_oom(error)
-  assert aot.needed_bytes_from_error(error) == int(84.5 * 2 ** 30)
-  assert aot.kernel_of('stablehlo.custom_call @__cudnn$fmhaSoftmax(%0)') == 'cudnn'
-  assert aot.kernel_of('stablehlo.custom_call @tpu_custom_call(%0)') == 'pallas_tpu'
-  assert aot.kernel_of('stablehlo.dot_general %0, %1') == 'xla'
-
-
 def test_arms_cover_kernels_and_remat_where_the_model_has_them():
   vit, cnn = tiny_config(), tiny_config()
   del cnn.model['attention_impl']
@@ -74,15 +59,6 @@ def test_arms_cover_kernels_and_remat_where_the_model_has_them():
   config = memory_table.arm_config(vit, got[0])
   assert (config.model.attention_impl, config.model.remat) == (got[0].attention_impl,
                                                                 got[0].remat)
-
-
-def test_cpu_train_step_compiles_with_donated_state():
-  """The real path (config -> model, optimizer, state plan, make_train_step on abstract inputs)
-  compiled for the CPU: the state is an argument donated to the output."""
-  result = aot.compile_train_step(tiny_config(), 2, 'cpu')
-  assert result.oom is None and result.kernel == 'xla'
-  assert result.memory_bytes > result.argument_bytes > 0
-  assert 0 < result.alias_bytes <= result.argument_bytes
 
 
 def _mlp_step(config, b, target_name):
@@ -106,10 +82,10 @@ def _mlp_step(config, b, target_name):
                     alias_bytes=m.alias_size_in_bytes)
 
 
-def test_table_confirms_the_largest_batch_with_real_compiles(tmp_path, monkeypatch):
+def test_table_confirms_the_largest_batch_with_real_compiles(monkeypatch):
   """memory_table.run over real CPU compiles (a small step whose bytes grow with the batch)
   against a made-up capacity between batches 37 and 38: the row, the largest batch (confirmed
-  by compiling it and the next), and the files tools/benchmark.py writes."""
+  by compiling it and the next), and the table's row."""
   at = {b: _mlp_step(None, b, 'cpu') for b in (8, 16)}
   per_clip = (at[16].memory_bytes - at[8].memory_bytes) / 8
   assert per_clip > 64 * 32 * 4  # At least the input of one clip.
@@ -127,26 +103,6 @@ def test_table_confirms_the_largest_batch_with_real_compiles(tmp_path, monkeypat
   assert compiled[largest['largest']]['bytes'] <= capacity < compiled[largest['refused']]['bytes']
   assert abs(largest['largest'] - 37) <= 2  # Affine, give or take XLA's buffer alignment.
 
-  script = ('import json, sys\nfrom tests.helpers import load_tool\n'
-            f"load_tool('benchmark').write_results('memory', json.load(sys.stdin), "
-            f"{str(tmp_path)!r})")
-  done = subprocess.run([sys.executable, '-c', script], cwd=REPO, input=json.dumps(record),
-                        capture_output=True, text=True, timeout=120)
-  assert done.returncode == 0, done.stderr[-2000:]
-  assert sorted(os.listdir(tmp_path)) == ['memory.json', 'memory.md']
-  text = (tmp_path / 'memory.md').read_text()
+  text = memory_table.table(record)
   assert f"| tiny | auto | xla | none | {row['memory_bytes'] / 2 ** 30:.2f} |" in text
   assert f"| yes | {largest['largest']} |" in text
-
-
-@pytest.mark.parametrize('target', ['h200', 'v5e'])
-def test_accelerator_targets_compile_a_tiny_step(target):
-  """Needs the `aot` extra (pip install -e '.[aot]'); skipped without its wheels."""
-  if aot.missing(target):
-    pytest.skip(aot.missing(target))
-  config = tiny_config()
-  config.model.dtype = 'bfloat16'
-  result = aot.compile_train_step(config, 2, target)
-  assert result.oom is None and 0 < result.memory_bytes < aot.target(target).capacity_bytes
-  assert result.argument_bytes > 0 and result.temp_bytes > 0
-  assert aot.device(target).platform == {'h200': 'gpu', 'v5e': 'tpu'}[target]

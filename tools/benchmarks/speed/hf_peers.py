@@ -2,8 +2,9 @@
 step (forward, loss, backward, gradient clipping, optimizer step), forward and forward + backward.
 
 The configs map field by field onto the ones `weights.hf` reads (its readers turn these HF
-configs back into ours: tests/benchmarking checks the round trip). Models without an HF peer
-(ViViT Models 2-4, the CNNs) give None. torch and transformers are imported only when called.
+configs back into ours: tests/tools/benchmarks/speed/test_hf_peers.py checks the round trip).
+Models without an HF peer (ViViT Models 2-4, the CNNs) give None. torch and transformers are
+imported only when called.
 """
 import statistics
 import time
@@ -125,7 +126,7 @@ def prepare(config, batch_size: int):
   graph: torch.no_grad), 'forward_backward' (the loss and every parameter's gradient) and 'step'
   (forward, backward, gradient clipping, optimizer step), the model in training mode."""
   import torch  # pylint: disable=import-outside-toplevel
-  from vivit_jax.benchmarking import ours  # pylint: disable=import-outside-toplevel
+  from tools.benchmarks.speed import ours  # pylint: disable=import-outside-toplevel
   peer = hf_config(config.model, ours.clip_shape(config))
   if peer is None:
     return None

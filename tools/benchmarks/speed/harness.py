@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from configs import speed_benchmark
-from vivit_jax.benchmarking import hf_peers, ours, profile, report
+from tools.benchmarks.speed import hf_peers, ours, profile, report
 
 DEFAULT_BATCH = {'tiny': 4, 'real': 8}
 MATMUL = {'cpu': (jnp.float32, 1024), 'gpu': (jnp.bfloat16, 8192), 'tpu': (jnp.bfloat16, 8192)}
@@ -30,7 +30,7 @@ def row(name: str, config, batch_size: int, steps: int, matmul_rate: float,
   gradients; no optimizer on either side) and the train step (each with the preset's optimizer
   family and clipping), each phase's ours/HF pair timed back to back; on CPU the peer runs at its
   fastest torch thread count (hf_peers.fastest_threads). With `profile_steps`, where our step's
-  device time goes (benchmarking.profile) over that many more steps. `phases` False times the
+  device time goes (speed.profile) over that many more steps. `phases` False times the
   steps only."""
   t, h, w = ours.clip_shape(config)
   compiled = ours.compile_train_step(config, batch_size)
@@ -193,7 +193,7 @@ def _notes(cpu: bool) -> list[str]:
       'and every gradient, no optimizer on either side, step = the full train step; each x is '
       'HF ms / our ms (> 1: ours faster), each phase\'s pair timed back to back in every round.',
       'Same configuration: the HF model has exactly our parameter count (checked in '
-      'tests/benchmarking). Our train step also draws its RNGs, masks (VideoMAE) and the '
+      'tests/tools/benchmarks/speed). Our train step also draws its RNGs, masks (VideoMAE) and the '
       'presets\' label smoothing / Mixup in-graph; the HF VideoMAE classifier has no stochastic '
       'depth (ours 0.1).',
       'GFLOPs and MFU count each layer once and no remat recomputation (flops.counting_config: '

@@ -1,5 +1,5 @@
-"""Our side of the speed benchmark: the one jitted train step (`train.step.make_train_step`) of a
-config on one device, timed, with its XLA FLOPs and memory; the device's matmul rate; the largest
+"""Our side of the speed benchmark: the one jitted train step (common.train_step) of a config on
+one device, timed, with its XLA FLOPs and memory; the device's matmul rate; the largest
 batch that fits."""
 import dataclasses
 import gc
@@ -11,9 +11,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vivit_jax import models
+from tools.benchmarks.common import train_step
 from vivit_jax.models import flops
-from vivit_jax.train import optim, sharding, state as state_lib, step, tasks
+from vivit_jax.train import sharding, step
 
 OOM_MARKERS = ('RESOURCE_EXHAUSTED', 'Out of memory', 'out of memory')
 
@@ -36,41 +36,25 @@ def clip_shape(config) -> tuple[int, int, int]:
   return ds.num_frames, ds.crop_size, ds.crop_size
 
 
-def random_batch(config, batch_size: int, seed: int = 0) -> dict:
-  """Random normalised videos (B, T, H, W, 3), labels (B,) and the model's extra inputs."""
+def random_batch(config, batch_size: int, extra_input_shapes: dict, seed: int = 0) -> dict:
+  """Random normalised videos (B, T, H, W, 3), labels (B,) and the model's extra inputs
+  (name -> shape)."""
   rng = np.random.default_rng(seed)
   shape = (batch_size, *clip_shape(config), 3)
   batch = {'video': rng.normal(size=shape).astype(np.float32),
            'label': rng.integers(0, max(config.model.get('num_classes', 1), 1),
                                  size=(batch_size,)).astype(np.int32)}
-  model = models.build(config.model)
-  batch.update({k: rng.normal(size=s).astype(np.float32)
-                for k, s in models.extra_input_shapes(model, shape).items()})
+  batch.update({k: rng.normal(size=s).astype(np.float32) for k, s in extra_input_shapes.items()})
   return batch
 
 
-def _train_step(config, batch_size: int, device=None, phases: bool = False):
-  """(jitted `make_train_step` of `config` on a one-`device` mesh (default: the first), the
-  abstract state, a function making the state on that device, one random batch of `batch_size`
-  on that device); with `phases`, also the `Phases` functions of the same model and task."""
-  mesh = sharding.make_mesh(config.mesh, devices=[device or jax.devices()[0]])
-  rules = tuple(tuple(r) for r in config.sharding_rules)
-  model = models.build(config.model)
-  tx, schedule = optim.make_optimizer(config.optimizer, config.train.num_steps)
-  host_batch = random_batch(config, batch_size)
-  video_shape = host_batch['video'].shape
-  abstract, shardings, make_state = state_lib.plan_train_state(
-      model, tx, video_shape, mesh=mesh, rules=rules, seed=config.seed,
-      extra_input_shapes=models.extra_input_shapes(model, video_shape))
-  batch_sharding = sharding.batch_sharding(mesh, rules)
-  train_step = step.make_train_step(model, tasks.build_task(config), tx, schedule, mesh=mesh,
-                                    rules=rules, state_shardings=shardings,
-                                    batch_sharding=batch_sharding, seed=config.seed)
-  batch = sharding.put_batch(host_batch, batch_sharding)
-  if phases:
-    return train_step, abstract, make_state, batch, _phase_fns(
-        model, tasks.build_task(config), mesh, rules, config.seed)
-  return train_step, abstract, make_state, batch
+def _train_step(config, batch_size: int, device=None):
+  """(the train step of `config` on a one-`device` mesh (default: the first), built
+  (common.train_step), one random batch of `batch_size` on that device)."""
+  built = train_step.build(config, (batch_size, *clip_shape(config), 3),
+                           [device or jax.devices()[0]])
+  batch = random_batch(config, batch_size, built.extra_input_shapes)
+  return built, sharding.put_batch(batch, built.batch_sharding)
 
 
 def _phase_fns(model, task, mesh, rules, seed: int):
@@ -98,8 +82,9 @@ def _phase_fns(model, task, mesh, rules, seed: int):
 @dataclasses.dataclass
 class Phases:
   """Our step's parts as separately compiled calls on a `Compiled` step's current state and
-  batch, each waiting for its work: `forward()` (the loss) and `forward_backward()` (the loss
-  and the gradients of every parameter); compile_s is both compiles."""
+  batch, each waiting for its work and returning it: `forward()` (the loss) and
+  `forward_backward()` (the loss and the gradients of every parameter); compile_s is both
+  compiles."""
   forward: object
   forward_backward: object
   compile_s: float
@@ -107,9 +92,10 @@ class Phases:
 
 def compile_phases(config, compiled: 'Compiled', device=None) -> Phases:
   """`Phases` of `config` at the batch of `compiled` (its train step, on the same device), timed
-  against the HF peer's forward and forward + backward (benchmarking.harness)."""
-  batch_size = compiled.batch['video'].shape[0]
-  *_, (forward, forward_backward) = _train_step(config, batch_size, device, phases=True)
+  against the HF peer's forward and forward + backward (speed.harness)."""
+  built = train_step.build(config, compiled.batch['video'].shape, [device or jax.devices()[0]])
+  forward, forward_backward = _phase_fns(built.model, built.task, built.mesh, built.rules,
+                                         config.seed)
   state = compiled.state
   start = time.perf_counter()
   fns = [f.lower(state.params, state.batch_stats, compiled.batch).compile()
@@ -135,8 +121,8 @@ def model_train_flops(config, batch_size: int) -> tuple[float, str]:
   convolutions only)."""
   counting = config.copy_and_resolve_references()
   counting.model = flops.counting_config(config.model)
-  train_step, abstract, _, batch = _train_step(counting, batch_size, jax.devices('cpu')[0])
-  counted = flops.cost_flops(train_step.lower(abstract, batch))
+  built, batch = _train_step(counting, batch_size, jax.devices('cpu')[0])
+  counted = flops.cost_flops(built.run.lower(built.abstract_state, batch))
   if counted is not None:
     return counted, 'xla-cpu'
   analytic = flops.analytic_flops(config.model, clip_shape(config))
@@ -147,10 +133,10 @@ def compile_train_step(config, batch_size: int, device=None, count_flops: bool =
   """`make_train_step` of `config` on a one-`device` mesh (default: the first), lowered and
   compiled for batches of `batch_size`; the state initialised on that device; train_flops None
   unless `count_flops`."""
-  train_step, _, make_state, batch = _train_step(config, batch_size, device)
-  state = make_state()
+  built, batch = _train_step(config, batch_size, device)
+  state = built.make_state()
   start = time.perf_counter()
-  compiled = train_step.lower(state, batch).compile()
+  compiled = built.run.lower(state, batch).compile()
   compile_s = time.perf_counter() - start
   train_flops, source = model_train_flops(config, batch_size) if count_flops else (None, None)
   return Compiled(compiled, state, batch, compile_s, train_flops, compiled.memory_analysis(),
@@ -241,8 +227,8 @@ def fits(config, batch_size: int) -> bool:
 
 def compiled_bytes(config, batch_size: int, device=None) -> int | None:
   """memory_bytes of the train step of `config` compiled (not run) for `batch_size`."""
-  train_step, abstract, _, batch = _train_step(config, batch_size, device)
-  return memory_bytes(train_step.lower(abstract, batch).compile().memory_analysis())
+  built, batch = _train_step(config, batch_size, device)
+  return memory_bytes(built.run.lower(built.abstract_state, batch).compile().memory_analysis())
 
 
 def device_capacity(device=None) -> int | None:

@@ -1,16 +1,15 @@
 """Compile-only devices: compile the train step for an accelerator this machine does not have.
 
-  device = aot.device('h200')            # or 'v5e', 'cpu'
-  result = aot.compile_train_step(config, batch_size=8, device=device)
-  result.memory_bytes                    # arguments + outputs + temporaries - aliased
+  result = aot.compile_train_step(config, 8, 'h200')  # or 'v5e', 'cpu'
+  result.memory_bytes          # arguments + outputs + temporaries - aliased
 
 'h200' is a compile-only NVIDIA H200 built from XLA's GpuTargetConfig of that card (H200_TARGET)
 by the `jax-cuda12-plugin` + `jax-cuda12-pjrt` wheels of the installed jax; 'v5e' is one chip of
 a compile-only TPU v5e 2x2 slice (`jax.experimental.topologies`, needs `libtpu`); both wheels
 come with `pip install -e '.[aot]'`. 'cpu' is this machine's first CPU device (tests).
 No GPU or TPU is touched: XLA compiles for the target, and `memory_analysis()` reports the bytes
-that program needs on it. The step is the library's one train step (`train.step.make_train_step`)
-over a one-device mesh of the target, on abstract inputs (nothing is initialised), so the
+that program needs on it. The step is the library's one train step (common.train_step) over a
+one-device mesh of the target, on abstract inputs (nothing is initialised), so the
 attention kernels it traces, chosen for the mesh's platform (models/attention.py), are the ones
 the real accelerator would run.
 """
@@ -24,8 +23,8 @@ import time
 from typing import Optional
 
 import jax
-import jax.numpy as jnp
 
+from tools.benchmarks.common import train_step
 from vivit_jax.models import attention
 
 # XLA's GpuTargetConfig (xla/stream_executor/device_description.proto, text format) of an NVIDIA
@@ -193,32 +192,15 @@ class Result:
 
 
 def lower_train_step(config, batch_size: int, device_, lowering_platforms=None):
-  """The train step of `config` (`make_train_step` over a mesh of `device_`: one device or a
+  """The train step of `config` (common.train_step over a mesh of `device_`: one device or a
   list) lowered for batches of `batch_size` on abstract inputs; `lowering_platforms`, e.g.
   ('tpu',), lowers it for another platform than the devices' (no compile), with its kernels."""
-  # pylint: disable=import-outside-toplevel
-  from vivit_jax import models
-  from vivit_jax.train import optim, sharding, state as state_lib, step, tasks
   devices = [device_] if isinstance(device_, jax.Device) else list(device_)
-  mesh = sharding.make_mesh(config.mesh, devices=devices)
-  rules = tuple(tuple(r) for r in config.sharding_rules)
-  model = models.build(config.model)
-  tx, schedule = optim.make_optimizer(config.optimizer, config.train.num_steps)
   ds = config.dataset
   video_shape = (batch_size, ds.num_frames, ds.crop_size, ds.crop_size, 3)
-  extra = models.extra_input_shapes(model, video_shape)
-  abstract, shardings, _ = state_lib.plan_train_state(
-      model, tx, video_shape, mesh=mesh, rules=rules, seed=config.seed,
-      extra_input_shapes=extra)
-  batch_sharding = sharding.batch_sharding(mesh, rules)
-  train_step = step.make_train_step(model, tasks.build_task(config), tx, schedule, mesh=mesh,
-                                    rules=rules, state_shardings=shardings,
-                                    batch_sharding=batch_sharding, seed=config.seed)
-  batch = {'video': jax.ShapeDtypeStruct(video_shape, jnp.float32, sharding=batch_sharding),
-           'label': jax.ShapeDtypeStruct((batch_size,), jnp.int32, sharding=batch_sharding)}
-  batch.update({k: jax.ShapeDtypeStruct(s, jnp.float32, sharding=batch_sharding)
-                for k, s in extra.items()})
-  return train_step.lower(abstract, batch, lowering_platforms=lowering_platforms)
+  built = train_step.build(config, video_shape, devices)
+  return built.run.lower(built.abstract_state, built.abstract_batch(video_shape),
+                         lowering_platforms=lowering_platforms)
 
 
 def compile_train_step(config, batch_size: int, target_name: str) -> Result:

@@ -1,6 +1,6 @@
 """The memory table (`python tools/benchmark.py memory`): how much device memory each paper
 preset's train step needs on an H200 and on one TPU v5e chip, and the largest batch that fits,
-from compile-only builds on this CPU (vivit_jax.aot); no accelerator is used.
+from compile-only builds on this CPU (compile_only.aot); no accelerator is used.
 
 An arm is (preset, target, attention kernel, remat). For each arm the train step is compiled at
 `batch` clips and XLA's `memory_analysis()` gives its bytes (arguments + outputs + temporaries -
@@ -17,7 +17,7 @@ import subprocess
 import time
 from typing import Callable, Optional
 
-from vivit_jax import aot
+from tools.benchmarks.compile_only import aot
 
 DEFAULT_BATCH = 8
 SECOND_BATCH = 16  # The other point of the affine prediction.
@@ -279,9 +279,10 @@ def table(record: dict) -> str:
   batch = record['batch']
   lines = ['# Train-step memory per device, compiled without a device', '',
            f"Each paper preset's real-size train step (`train.step.make_train_step`, bfloat16, "
-           f"the preset's optimizer) compiled on a CPU for each target (`vivit_jax/aot.py`), "
-           f"at batch {batch} per device; bytes from XLA's `memory_analysis()`: arguments + "
-           f"outputs + temporaries - aliased (donated state). *kernel* is the attention that was "
+           f"the preset's optimizer) compiled on a CPU for each target "
+           f"(`tools/benchmarks/compile_only/aot.py`), at batch {batch} per device; bytes from "
+           f"XLA's `memory_analysis()`: arguments + outputs + temporaries - aliased (donated "
+           f"state). *kernel* is the attention that was "
            f"lowered (`auto`: chosen by the platform compiled for). *largest batch*: the largest "
            f"that fits the target, found by compiles (predicted from two batches, bytes ~ affine "
            f"in the batch, then confirmed: the batch above it does not fit; '(< n)' where the "

@@ -1,11 +1,10 @@
-"""Where the train step's time goes (vivit_jax.benchmarking.profile): HLO parsing, op kinds,
+"""Where the train step's time goes (speed.profile): HLO parsing, op kinds,
 phases and layers, and a traced step."""
 import collections
 
 import pytest
 
-from tests.benchmarking.test_harness import _small
-from vivit_jax.benchmarking import harness, profile
+from tools.benchmarks.speed import profile
 
 HLO = """HloModule jit_step
 
@@ -83,9 +82,8 @@ def test_summary_shares_leave_out_control_flow_and_name_graph_kernels():
                                        kind='matmul', layer='encoder/block_*/mlp/fc1')
 
 
-def test_a_traced_train_step_spends_its_time_in_forward_backward_and_matmuls():
-  r = harness.row('vivit1', _small('vivit1'), batch_size=2, steps=1, matmul_rate=1e11,
-                  with_hf=False, profile_steps=2)
+def test_a_traced_train_step_spends_its_time_in_forward_backward_and_matmuls(measured):
+  r = measured.row  # harness.row(..., profile_steps=2).
   p = r['profile']
   assert 0 < p['device_ms_per_step'] < 10 * r['step_ms']
   for key in ('by_kind', 'by_phase'):

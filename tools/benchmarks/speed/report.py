@@ -27,7 +27,7 @@ over the timed steps after warm-up; MFU the achieved train-step FLOP/s over the 
 rate measured in the same run (bf16 on GPU, float32 on CPU); memory the compiled step's argument
 + output + temporary bytes (the device's peak bytes in use, where it keeps statistics, are in the
 JSON); ratio = our clips/s / theirs. `--profile_steps N` adds where the step's time goes (op
-kinds, forward/backward/optimizer, layers, top ops: `vivit_jax/benchmarking/profile.py`);
+kinds, forward/backward/optimizer, layers, top ops: `tools/benchmarks/speed/profile.py`);
 `--find_max_batch` the largest batch per device, with and without remat.
 
 Phases (models with an HF peer): our forward (the loss), forward + backward (loss and every
@@ -37,7 +37,7 @@ no cost analysis, FLOPs are analytic (marked *).
 
 On a GPU: `OUT_DIR=$OUT tools/gpu_benchmark.sh all` runs every preset in one device call (no new
 model after 7 minutes, stopped at 9 1/3; the script says what to carry), then copy its JSON here
-and run `python -m vivit_jax.benchmarking.report benchmarks`.
+and run `python -m tools.benchmarks.speed.report benchmarks`.
 """
 
 
@@ -69,7 +69,7 @@ def write(record: dict, out: str) -> str:
 
 def regenerate(out: str):
   """Rewrites OUT/README.md from every models record OUT/*-<date>*.json (e.g. after copying in a
-  GPU run's JSON: `python -m vivit_jax.benchmarking.report benchmarks`)."""
+  GPU run's JSON: `python -m tools.benchmarks.speed.report benchmarks`)."""
   records = []
   for path in sorted(glob.glob(os.path.join(out, '*-????-??-??*.json'))):
     with open(path) as f:
