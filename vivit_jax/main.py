@@ -56,8 +56,8 @@ def _config_file_error(path: str, error: Exception) -> str:
 def _parse_flags(argv):
   """absl flag parsing, with a config file that cannot load, or an unknown or mistyped config
   field, reported in one line."""
-  from vivit_jax.train import workdir
-  path = workdir.flag_value('config', argv)
+  from vivit_jax.saved import config as saved_config
+  path = saved_config.flag_on_argv('config', argv)
   try:
     remaining = flags.FLAGS(argv)
     _CONFIG.value.get('seed')  # Loads the config file now: its errors are flag errors.

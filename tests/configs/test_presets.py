@@ -210,8 +210,8 @@ def test_videomae_tiny_presets_train(stage, synthetic_data_dir, tmp_path):
     source = configs['pretrain']
     source.model.num_layers = 2
     params = jax.device_get(loop.setup(source, str(tmp_path / 'pt')).state.params)
-    from vivit_jax.weights import init_from  # pylint: disable=import-outside-toplevel
-    init_from.save_params(str(tmp_path / 'pt_params'), params, source.model.to_dict())
+    from vivit_jax.saved import checkpoints  # pylint: disable=import-outside-toplevel
+    checkpoints.save_params(str(tmp_path / 'pt_params'), params, source.model.to_dict())
     config.init_from.path = str(tmp_path / 'pt_params')
   exp, initial, state, metrics = train_one_step(config, str(tmp_path / stage), batch_size=8)
   assert exp.model.dtype == jnp.bfloat16

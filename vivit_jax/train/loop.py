@@ -14,8 +14,9 @@ import jax.numpy as jnp
 from jax.experimental import multihost_utils
 
 from vivit_jax import data, models, visualize
+from vivit_jax.saved import checkpoints as saved_checkpoints, config as saved_config
 from vivit_jax.train import checkpoint, metrics, optim, sharding, state as state_lib, step, tasks
-from vivit_jax.train import validate, workdir as workdir_lib, workdir_lock
+from vivit_jax.train import validate, workdir_lock
 from vivit_jax.weights import init_from
 
 log = logging.getLogger('vivit_jax')
@@ -208,7 +209,7 @@ def setup(config, workdir: str) -> Experiment:
       model, tx, input_shape, mesh=mesh, rules=rules, seed=config.seed,
       extra_input_shapes=_extra_input_shapes(config, model, input_shape))
   ckpt = checkpoint.Checkpointer(
-      os.path.join(workdir_lib.absolute(workdir), 'checkpoints'),
+      os.path.join(saved_checkpoints.absolute(workdir), 'checkpoints'),
       every_steps=config.checkpoint.every_steps, keep=config.checkpoint.keep,
       model_config=config.model.to_dict(), optimizer_config=config.optimizer.to_dict())
   state = ckpt.restore_latest(abstract)  # Resuming always wins over init_from.
@@ -271,7 +272,7 @@ def run(config, workdir: str) -> dict:
       return (metrics.final_eval(workdir, trained)
               or evaluator(exp.state, 'Final evaluation', trained))
     if jax.process_index() == 0:  # The tools that take only --workdir read it back.
-      workdir_lib.save_config(config, workdir)
+      saved_config.save_config(config, workdir)
     try:
       state = _train(exp, config, writer, evaluator)
     except BaseException:
