@@ -13,9 +13,10 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import multihost_utils
 
-from vivit_jax import data, models, visualize
+from vivit_jax import data, models
 from vivit_jax.saved import checkpoints as saved_checkpoints, config as saved_config
-from vivit_jax.train import checkpoint, metrics, optim, sharding, state as state_lib, step, tasks
+from vivit_jax.train import checkpoint, evaluators, metrics, optim, sharding, state as state_lib
+from vivit_jax.train import step, tasks
 from vivit_jax.train import validate, workdir_lock
 from vivit_jax.weights import init_from
 
@@ -251,14 +252,13 @@ def run(config, workdir: str) -> dict:
     eval_step = step.make_eval_step(exp.model, exp.task, **exp.step_kwargs())
     writer = metrics.MetricWriter(workdir, enabled=jax.process_index() == 0,
                                   resume_step=int(exp.state.step))
-    reconstructions = (visualize.EvalReconstructions(exp, config, workdir)
-                       if config.task == 'masked_video_modeling' else None)
+    outputs = evaluators.build(config.get('evals', exp.task.evals), exp, config, workdir)
 
     def evaluator(state, title: str, done: int) -> dict:
       results = evaluate(eval_step, state, config, exp.batch_sharding)
       _report_eval(title, done, results, writer, config.dataset.eval_split)
-      if reconstructions:  # WORKDIR/reconstructions/step_N.png
-        reconstructions.write(state, done)
+      for output in outputs:  # E.g. WORKDIR/reconstructions/step_N.png
+        output.write(state, done)
       return results
 
     trained = int(exp.state.step)

@@ -6,6 +6,7 @@ A task is chosen by `config.task` and used by the one train step and the evaluat
   loss(outputs, batch) -> (loss, metric sums {'<name>_sum', 'count'})
   eval_outputs(outputs, batch) -> dict (on device, replicated to every process)
   evaluator() -> host accumulator: add(eval outputs as numpy), result() -> {'eval/...': float}
+  evals                               names of train.evaluators run at each evaluation
 """
 import collections
 
@@ -107,6 +108,8 @@ class Classification:
   evaluation batches also carry 'video_id' (B,): views of one video are averaged.
   """
 
+  evals = ()
+
   def __init__(self, num_classes: int, label_smoothing: float = 0.0, mixup_alpha: float = 0.0,
                cutmix_alpha: float = 0.0, mixup_switch_prob: float = 0.5):
     self.num_classes = num_classes
@@ -163,6 +166,7 @@ class MaskedVideoModeling:
   the model flags it as invalid under jit (its own 'loss' NaN), the loss is NaN too, so the train
   step skips the update instead of training on a wrong mask.
   """
+  evals = ('reconstructions',)  # WORKDIR/reconstructions/step_N.png at each evaluation.
 
   def prepare(self, batch, rng):
     del rng
