@@ -20,10 +20,10 @@ _FLAGS = saved_config.define_workdir_flags()
 def main(argv):
   del argv
   from vivit_jax.data import probes
-  from vivit_jax.train import loop, step
+  from vivit_jax.train import loop
   config = saved_config.flag_config(_FLAGS['config'])
   exp = loop.restore_for_eval(config, _FLAGS['workdir'].value)
-  eval_step = step.make_eval_step(exp.model, exp.task, **exp.step_kwargs())
+  eval_step = exp.eval_step()
   clips = loop.evaluate(eval_step, exp.state, config, exp.batch_sharding)
   static = loop.evaluate(eval_step, exp.state, config, exp.batch_sharding,
                          transform=probes.repeat_middle_frame)

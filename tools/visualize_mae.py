@@ -151,8 +151,8 @@ def write_grid(config, workdir: str, video: str, out: str, num_examples: int = 4
   name or a file) and writes it as PNG to `out`; returns `out`."""
   import jax
   import tensorflow as tf
-  from vivit_jax import data, visualize
-  from vivit_jax.train import loop, step
+  from vivit_jax import data, models, visualize
+  from vivit_jax.train import loop
   if num_examples < 1:
     raise ValueError(f'--num_examples={num_examples} must be at least 1.')
   config = resolve_config(config, workdir)
@@ -170,7 +170,7 @@ def write_grid(config, workdir: str, video: str, out: str, num_examples: int = 4
   if exp.state.batch_stats:
     variables['batch_stats'] = jax.device_get(exp.state.batch_stats)
   grid = visualize.reconstruction_grid(exp.model, variables, clips,
-                                       jax.random.key(step.EVAL_MASKING_SEED))
+                                       jax.random.key(models.EVAL_RNG_SEED))
   visualize.write_png(out, grid)
   print(f'Wrote {out}: {len(clips)} clip(s) of {video} at step {int(exp.state.step)} of {workdir} '
         f'(rows: original, masked input, reconstruction).')

@@ -197,28 +197,19 @@ def lower_train_step(config, batch_size: int, device_, lowering_platforms=None):
   list) lowered for batches of `batch_size` on abstract inputs; `lowering_platforms`, e.g.
   ('tpu',), lowers it for another platform than the devices' (no compile), with its kernels."""
   # pylint: disable=import-outside-toplevel
-  from vivit_jax import models
-  from vivit_jax.train import optim, sharding, state as state_lib, step, tasks
+  from vivit_jax.train import loop, sharding
   devices = [device_] if isinstance(device_, jax.Device) else list(device_)
   mesh = sharding.make_mesh(config.mesh, devices=devices)
-  rules = tuple(tuple(r) for r in config.sharding_rules)
-  model = models.build(config.model)
-  tx, schedule = optim.make_optimizer(config.optimizer, config.train.num_steps)
   ds = config.dataset
   video_shape = (batch_size, ds.num_frames, ds.crop_size, ds.crop_size, 3)
-  extra = models.extra_input_shapes(model, video_shape)
-  abstract, shardings, _ = state_lib.plan_train_state(
-      model, tx, video_shape, mesh=mesh, rules=rules, seed=config.seed,
-      extra_input_shapes=extra)
-  batch_sharding = sharding.batch_sharding(mesh, rules)
-  train_step = step.make_train_step(model, tasks.build_task(config), tx, schedule, mesh=mesh,
-                                    rules=rules, state_shardings=shardings,
-                                    batch_sharding=batch_sharding, seed=config.seed)
+  exp = loop.plan(config, mesh, video_shape)
+  train_step = exp.train_step()
+  batch_sharding = exp.batch_sharding
   batch = {'video': jax.ShapeDtypeStruct(video_shape, jnp.float32, sharding=batch_sharding),
            'label': jax.ShapeDtypeStruct((batch_size,), jnp.int32, sharding=batch_sharding)}
   batch.update({k: jax.ShapeDtypeStruct(s, jnp.float32, sharding=batch_sharding)
-                for k, s in extra.items()})
-  return train_step.lower(abstract, batch, lowering_platforms=lowering_platforms)
+                for k, s in exp.extra_input_shapes.items()})
+  return train_step.lower(exp.abstract_state, batch, lowering_platforms=lowering_platforms)
 
 
 def compile_train_step(config, batch_size: int, target_name: str) -> Result:

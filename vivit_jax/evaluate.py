@@ -102,7 +102,7 @@ def evaluate(config, workdir: str, split: str | None = None, out: str | None = N
   from vivit_jax import data
   from vivit_jax.models import inputs
   from vivit_jax.saved import checkpoints as saved_checkpoints
-  from vivit_jax.train import loop, step, tasks
+  from vivit_jax.train import loop, tasks
   if config.task != 'classification':
     raise ValueError(f"config.task='{config.task}': vivit_jax.evaluate evaluates classifiers; "
                      f"a masked_video_modeling workdir is looked at with tools/visualize_mae.py.")
@@ -110,7 +110,7 @@ def evaluate(config, workdir: str, split: str | None = None, out: str | None = N
   if split:
     config.dataset.eval_split = split
   exp = loop.restore_for_eval(config, workdir)
-  eval_step = step.make_eval_step(exp.model, exp.task, **exp.step_kwargs())
+  eval_step = exp.eval_step()
   averager = tasks.ViewAverager()
   check = functools.partial(inputs.check_finite, source=f'An eval batch of {config.dataset.name} '
                             f'{config.dataset.eval_split}')

@@ -13,7 +13,7 @@ import numpy as np
 
 from vivit_jax import models
 from vivit_jax.models import flops
-from vivit_jax.train import optim, sharding, state as state_lib, step, tasks
+from vivit_jax.train import loop, sharding, step
 
 OOM_MARKERS = ('RESOURCE_EXHAUSTED', 'Out of memory', 'out of memory')
 
@@ -54,23 +54,14 @@ def _train_step(config, batch_size: int, device=None, phases: bool = False):
   abstract state, a function making the state on that device, one random batch of `batch_size`
   on that device); with `phases`, also the `Phases` functions of the same model and task."""
   mesh = sharding.make_mesh(config.mesh, devices=[device or jax.devices()[0]])
-  rules = tuple(tuple(r) for r in config.sharding_rules)
-  model = models.build(config.model)
-  tx, schedule = optim.make_optimizer(config.optimizer, config.train.num_steps)
   host_batch = random_batch(config, batch_size)
-  video_shape = host_batch['video'].shape
-  abstract, shardings, make_state = state_lib.plan_train_state(
-      model, tx, video_shape, mesh=mesh, rules=rules, seed=config.seed,
-      extra_input_shapes=models.extra_input_shapes(model, video_shape))
-  batch_sharding = sharding.batch_sharding(mesh, rules)
-  train_step = step.make_train_step(model, tasks.build_task(config), tx, schedule, mesh=mesh,
-                                    rules=rules, state_shardings=shardings,
-                                    batch_sharding=batch_sharding, seed=config.seed)
-  batch = sharding.put_batch(host_batch, batch_sharding)
+  exp = loop.plan(config, mesh, host_batch['video'].shape)
+  train_step = exp.train_step()
+  batch = sharding.put_batch(host_batch, exp.batch_sharding)
   if phases:
-    return train_step, abstract, make_state, batch, _phase_fns(
-        model, tasks.build_task(config), mesh, rules, config.seed)
-  return train_step, abstract, make_state, batch
+    return train_step, exp.abstract_state, exp.make_state, batch, _phase_fns(
+        exp.model, exp.task, mesh, exp.rules, config.seed)
+  return train_step, exp.abstract_state, exp.make_state, batch
 
 
 def _phase_fns(model, task, mesh, rules, seed: int):
@@ -79,10 +70,8 @@ def _phase_fns(model, task, mesh, rules, seed: int):
   step's RNG streams, `task.loss`), without the optimizer update, clipping, finite check and
   metrics; under the step's mesh, logical-axis rules and attention kernels."""
   def loss(params, batch_stats, batch):
-    streams = step.RNG_STREAMS
-    rng = jax.random.fold_in(jax.random.key(seed + 1), 0)  # The first step's (make_train_step).
-    rngs = dict(zip(streams, jax.random.split(rng, len(streams))))
-    batch = task.prepare(batch, rngs.pop('augment'))
+    rngs, augment = step.train_rngs(model, seed, 0)  # The first step's.
+    batch = task.prepare(batch, augment)
     # pylint: disable=protected-access
     outputs, _ = model.apply(step._variables(params, batch_stats), batch['video'], train=True,
                              rngs=rngs, mutable=['batch_stats'],

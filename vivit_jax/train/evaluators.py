@@ -13,8 +13,8 @@ import flax.linen as nn
 import jax
 import ml_collections
 
-from vivit_jax import data, visualize
-from vivit_jax.train import sharding, step
+from vivit_jax import data, models, visualize
+from vivit_jax.train import sharding
 
 log = logging.getLogger('vivit_jax')
 
@@ -41,7 +41,7 @@ class Reconstructions:
     def forward(params, batch_stats, batch):
       variables = {'params': params, **({'batch_stats': batch_stats} if batch_stats else {})}
       out = exp.model.apply(variables, batch['video'], train=False,
-                            rngs={'masking': jax.random.key(step.EVAL_MASKING_SEED)})
+                            rngs=models.eval_rngs(exp.model))
       kept = {k: out[k][:n] for k in ('pred', 'pred_index', 'mask')}
       return dict(kept, video=batch['video'][:n], valid=batch['mask'][:n])
 

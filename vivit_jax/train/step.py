@@ -8,8 +8,6 @@ from vivit_jax import models
 from vivit_jax.models import attention
 from vivit_jax.train.state import TrainState
 
-RNG_STREAMS = ('dropout', 'drop_path', 'masking', 'augment')  # 'augment': task.prepare.
-EVAL_MASKING_SEED = 0  # Masks drawn in evaluation (masked video modeling) are fixed.
 
 
 # Bits of the step's `faults` metric: what went non-finite.
@@ -38,6 +36,15 @@ def _model_kwargs(model: nn.Module, task, batch) -> dict:
   return {**task.model_kwargs(batch), **{k: batch[k] for k in models.extra_inputs(model)}}
 
 
+def train_rngs(model: nn.Module, seed: int, step_number) -> tuple[dict, jax.Array]:
+  """(the model's `rngs` for the update of `step_number` (its models.rng_streams), the key of
+  `task.prepare`): one key per stream of models.RNG_STREAMS and one for the task, from `seed`."""
+  rng = jax.random.fold_in(jax.random.key(seed + 1), step_number)
+  *keys, augment = jax.random.split(rng, len(models.RNG_STREAMS) + 1)
+  streams = models.rng_streams(model)
+  return {n: k for n, k in zip(models.RNG_STREAMS, keys) if n in streams}, augment
+
+
 def make_train_step(model: nn.Module, task, tx: optax.GradientTransformation, schedule, *,
                     mesh, rules, state_shardings, batch_sharding, seed: int):
   """Returns jitted `(state, batch) -> (state, metrics)`; the state is donated.
@@ -51,14 +58,12 @@ def make_train_step(model: nn.Module, task, tx: optax.GradientTransformation, sc
   The step compiles once: a call that traces it again (another batch shape or dtype, a state
   whose structure, dtypes or shardings changed) raises RetraceError.
   """
-  base_rng = jax.random.key(seed + 1)
   traces = []
 
   def step(state: TrainState, batch):
     traces.append(jax.tree.map(lambda x: (x.shape, x.dtype), batch))
-    rng = jax.random.fold_in(base_rng, state.step)
-    rngs = dict(zip(RNG_STREAMS, jax.random.split(rng, len(RNG_STREAMS))))
-    batch = task.prepare(batch, rngs.pop('augment'))
+    rngs, augment = train_rngs(model, seed, state.step)
+    batch = task.prepare(batch, augment)
 
     def loss_fn(params):
       outputs, mutated = model.apply(_variables(params, state.batch_stats), batch['video'],
@@ -113,7 +118,7 @@ def make_eval_step(model: nn.Module, task, *, mesh, rules, state_shardings, batc
 
   def step(state: TrainState, batch):
     outputs = model.apply(_variables(state.params, state.batch_stats), batch['video'],
-                          train=False, rngs={'masking': jax.random.key(EVAL_MASKING_SEED)},
+                          train=False, rngs=models.eval_rngs(model),
                           **_model_kwargs(model, task, batch))
     return task.eval_outputs(outputs, batch)
 
