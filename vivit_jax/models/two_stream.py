@@ -28,7 +28,7 @@ def flow_shape(video_shape) -> tuple[int, ...]:
   return (b, t - 1, h, w, 2)
 
 
-class TwoStream(fusion.FrameResNet):
+class TwoStream(fusion.FusingFrameResNet):
   """video (B, T, H, W, 3) float32 and flow (B, T - 1, H, W, 2) float32 -> logits (B, num_classes)
   float32; parameters under 'appearance' and 'motion' (each a ResNet2D's, with ResNet2D's fields).
   """
