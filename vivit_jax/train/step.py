@@ -26,6 +26,10 @@ class RetraceError(RuntimeError):
   """The train step was traced (and compiled) again after its first call."""
 
 
+def _shapes(batch) -> dict:
+  return jax.tree.map(lambda x: (x.shape, x.dtype), batch)
+
+
 def _variables(params, batch_stats):
   return {'params': params, **({'batch_stats': batch_stats} if batch_stats else {})}
 
@@ -58,10 +62,7 @@ def make_train_step(model: nn.Module, task, tx: optax.GradientTransformation, sc
   The step compiles once: a call that traces it again (another batch shape or dtype, a state
   whose structure, dtypes or shardings changed) raises RetraceError.
   """
-  traces = []
-
   def step(state: TrainState, batch):
-    traces.append(jax.tree.map(lambda x: (x.shape, x.dtype), batch))
     rngs, augment = train_rngs(model, seed, state.step)
     batch = task.prepare(batch, augment)
 
@@ -91,25 +92,26 @@ def make_train_step(model: nn.Module, task, tx: optax.GradientTransformation, sc
     return new_state, metrics
 
   replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-  jitted = _with_rules(jax.jit(step, in_shardings=(state_shardings, batch_sharding),
-                                out_shardings=(state_shardings, replicated), donate_argnums=0),
-                        mesh, rules)
-
-  calls_traced = []  # Batch shapes of the calls that traced (`.lower` does not count).
+  jitted = jax.jit(step, in_shardings=(state_shardings, batch_sharding),
+                   out_shardings=(state_shardings, replicated), donate_argnums=0)
+  with_rules = _with_rules(jitted, mesh, rules)
+  first_batch = []  # The shapes and dtypes of the first call's batch, for the error.
+  # pylint: disable=protected-access
+  num_traces = jitted._cache_size  # Compiled variants: each call that traced added one.
 
   def compiled_once(state, batch):
-    before = len(traces)
-    out = jitted(state, batch)
-    calls_traced.extend(traces[before:])
-    if len(calls_traced) > 1:
-      raise RetraceError(f'The train step was traced {len(calls_traced)} times; it must compile '
-                         f'once. Batch shapes first {calls_traced[0]}, now {calls_traced[-1]}: '
+    out = with_rules(state, batch)
+    if not first_batch:
+      first_batch.append(_shapes(batch))
+    if num_traces() > 1:
+      raise RetraceError(f'The train step was traced {num_traces()} times; it must compile '
+                         f'once. Batch shapes first {first_batch[0]}, now {_shapes(batch)}: '
                          f'keep the batch shapes and dtypes fixed (drop_remainder) and the state '
                          f'as the step returns it.')
     return out
 
-  compiled_once.lower = jitted.lower  # AOT lowering, e.g. for vivit_jax.benchmarking.
-  compiled_once.num_traces = lambda: len(calls_traced)  # Calls that traced: 1 after any steps.
+  compiled_once.lower = with_rules.lower  # AOT lowering, e.g. for vivit_jax.benchmarking.
+  compiled_once.num_traces = num_traces  # 1 after any number of steps.
   return compiled_once
 
 
