@@ -136,3 +136,11 @@ def test_bfloat16_compute_keeps_float32_params(reference):
                                         jnp.asarray(batches[0]['video'][:2]))
   assert dtypes and set(dtypes) == {jnp.dtype(jnp.bfloat16)}
   assert logits.dtype == jnp.float32
+
+
+def test_all_finite_is_one_scalar_over_every_float_leaf():
+  assert bool(step.all_finite({'a': jnp.ones(3), 'n': jnp.int32(7)}))
+  assert not bool(step.all_finite({'a': jnp.ones(3), 'b': jnp.array([1.0, jnp.nan])}))
+  assert not bool(step.all_finite([jnp.array([jnp.inf], jnp.bfloat16)]))
+  big = jnp.full((4,), 6e4, jnp.float16)  # Its sum overflows float16, not the float32 check.
+  assert bool(step.all_finite(big))
