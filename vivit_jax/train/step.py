@@ -8,8 +8,6 @@ from vivit_jax import models
 from vivit_jax.models import attention
 from vivit_jax.train.state import TrainState
 
-
-
 # Bits of the step's `faults` metric: what went non-finite.
 NON_FINITE_LOSS, NON_FINITE_GRADS, NON_FINITE_UPDATE = 1, 2, 4
 
