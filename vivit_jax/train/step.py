@@ -6,6 +6,7 @@ import optax
 
 from vivit_jax import models
 from vivit_jax.models import attention
+from vivit_jax.train import tasks
 from vivit_jax.train.state import TrainState
 
 # Bits of the step's `faults` metric: what went non-finite.
@@ -33,9 +34,10 @@ def _variables(params, batch_stats):
 
 
 def _model_kwargs(model: nn.Module, task, batch) -> dict:
-  """Keyword arguments of `model.apply` besides the video: the task's, and the batch's entries
-  the model takes (`models.extra_inputs`, e.g. two_stream's 'flow'); other keys are ignored."""
-  return {**task.model_kwargs(batch), **{k: batch[k] for k in models.extra_inputs(model)}}
+  """Keyword arguments of `model.apply` besides the video: the task's (`tasks.model_kwargs`),
+  and the batch's entries the model takes (`models.extra_inputs`, e.g. two_stream's 'flow');
+  other keys are ignored."""
+  return {**tasks.model_kwargs(task, batch), **{k: batch[k] for k in models.extra_inputs(model)}}
 
 
 def train_rngs(model: nn.Module, seed: int, step_number) -> tuple[dict, jax.Array]:
