@@ -105,3 +105,11 @@ def test_the_checks_catch_cycles_and_upward_imports():
                             'vivit_jax.data.x -> vivit_jax.train.loop']
   with pytest.raises(AssertionError, match='LAYERS'):
     _layer('vivit_jax.newpackage.x')
+
+
+def test_imports_are_absolute():
+  """Relative imports would escape the graph above."""
+  relative = [f'{path}:{node.lineno}' for path in sorted(PACKAGE.rglob('*.py'))
+              for node in ast.walk(ast.parse(path.read_text()))
+              if isinstance(node, ast.ImportFrom) and node.level]
+  assert relative == []
