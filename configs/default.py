@@ -125,7 +125,10 @@ def get_config(arg=None):
       ('kv', None),
       ('length', None),
       ('classes', None),
-      ('patch', None),
+      ('conv_in', 'fsdp'),  # CNN kernels (..., conv_in, conv_out), like Dense (embed, mlp).
+      ('conv_out', 'model'),
+      ('lstm_state', 'fsdp'),  # CNN-LSTM recurrent kernels (lstm_state, lstm).
+      ('lstm', 'model'),
       ('layers', None),  # The stacked axis of scanned blocks (config.model.scan_layers).
   )
   return config

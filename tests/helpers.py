@@ -66,13 +66,12 @@ def train_one_step(config, workdir: str, batch_size: int = 16):
   import jax
 
   from vivit_jax import data
-  from vivit_jax.train import loop, sharding, step
+  from vivit_jax.train import loop, sharding
   config.train.batch_size = batch_size
   exp = loop.setup(config, workdir)
   exp.ckpt.close()
   initial = jax.device_get(exp.state)
-  train_step = step.make_train_step(exp.model, exp.task, exp.tx, exp.schedule, seed=config.seed,
-                                    **exp.step_kwargs())
+  train_step = exp.train_step()
   batch = next(data.make_train_iterator(config.dataset, global_batch_size=batch_size, seed=0))
   state, metrics = train_step(exp.state, sharding.put_batch(batch, exp.batch_sharding))
   return exp, initial, state, metrics
@@ -103,13 +102,11 @@ def trained_workdir(data_dir: str, workdir: str, num_steps: int = 2):
   return config
 
 
-RNG_STREAMS = ('dropout', 'drop_path', 'masking')
-
-
 def fixed_rngs() -> dict:
-  """Keys 1, 2, 3 for RNG_STREAMS."""
+  """Keys 1, 2, 3 for models.RNG_STREAMS."""
   import jax
-  return {name: jax.random.key(i + 1) for i, name in enumerate(RNG_STREAMS)}
+  from vivit_jax import models
+  return {name: jax.random.key(i + 1) for i, name in enumerate(models.RNG_STREAMS)}
 
 
 def loss_and_grads(model, params, x, loss=None):

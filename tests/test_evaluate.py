@@ -13,7 +13,8 @@ import tensorflow as tf
 
 from tests.helpers import REPO
 from vivit_jax import data, evaluate
-from vivit_jax.train import tasks, workdir as workdir_lib
+from vivit_jax.saved import config as saved_config
+from vivit_jax.train import tasks
 
 
 @pytest.fixture
@@ -22,14 +23,14 @@ def workdir(tiny_workdir):
 
 
 def test_training_saves_a_config_that_loads_back(workdir, synthetic_data_dir):
-  config = workdir_lib.load_config(workdir)
+  config = saved_config.load_config(workdir)
   assert config.dataset.data_dir == synthetic_data_dir and config.model.hidden_size == 32
   assert config.model.patch_size == (2, 4, 4)
   assert config.sharding_rules[0] == ('batch', ('data', 'fsdp'))
 
 
 def test_multi_view_results_and_files(workdir, monkeypatch):
-  config = workdir_lib.load_config(workdir)
+  config = saved_config.load_config(workdir)
   config.dataset.update(eval_clips=2, eval_crops=3)
   seen = {}
   per_video = tasks.ViewAverager.per_video

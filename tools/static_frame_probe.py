@@ -12,18 +12,18 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 from absl import app  # noqa: E402
 
-from vivit_jax.train import workdir as workdir_lib  # noqa: E402
+from vivit_jax.saved import config as saved_config  # noqa: E402
 
-_FLAGS = workdir_lib.define_workdir_flags()
+_FLAGS = saved_config.define_workdir_flags()
 
 
 def main(argv):
   del argv
   from vivit_jax.data import probes
-  from vivit_jax.train import loop, step
-  config = workdir_lib.flag_config(_FLAGS['config'])
+  from vivit_jax.train import loop
+  config = saved_config.flag_config(_FLAGS['config'])
   exp = loop.restore_for_eval(config, _FLAGS['workdir'].value)
-  eval_step = step.make_eval_step(exp.model, exp.task, **exp.step_kwargs())
+  eval_step = exp.eval_step()
   clips = loop.evaluate(eval_step, exp.state, config, exp.batch_sharding)
   static = loop.evaluate(eval_step, exp.state, config, exp.batch_sharding,
                          transform=probes.repeat_middle_frame)

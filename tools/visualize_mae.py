@@ -53,8 +53,8 @@ def saved_model_config(workdir: str) -> dict:
   """
   import orbax.checkpoint as ocp
   import tensorflow as tf
-  from vivit_jax.train import workdir as workdir_lib
-  directory = os.path.join(workdir_lib.absolute(workdir), 'checkpoints')
+  from vivit_jax.saved import checkpoints
+  directory = os.path.join(checkpoints.absolute(workdir), 'checkpoints')
   if tf.io.gfile.isdir(directory):  # Read only: a mistyped workdir is not created.
     manager = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(read_only=True))
     latest = manager.latest_step()
@@ -80,13 +80,13 @@ def resolve_config(config, workdir: str):
   the workdir holds a videomae_pretrain model (ValueError naming the one it holds otherwise)."""
   import ml_collections
   import tensorflow as tf
-  from vivit_jax.train import workdir as workdir_lib
+  from vivit_jax.saved import config as saved_config
   saved = saved_model_config(workdir)
   if saved.get('name') != 'videomae_pretrain':
     raise ValueError(f"{workdir} holds a '{saved.get('name')}' model; reconstruction grids need "
                      f"a VideoMAE pre-training workdir (config.model.name='videomae_pretrain').")
-  if config is None and tf.io.gfile.exists(os.path.join(workdir, workdir_lib.CONFIG_FILE)):
-    config = workdir_lib.load_config(workdir)
+  if config is None and tf.io.gfile.exists(os.path.join(workdir, saved_config.CONFIG_FILE)):
+    config = saved_config.load_config(workdir)
   if config is None:
     config = default_config()
     config.model = ml_collections.ConfigDict(saved)
@@ -151,8 +151,8 @@ def write_grid(config, workdir: str, video: str, out: str, num_examples: int = 4
   name or a file) and writes it as PNG to `out`; returns `out`."""
   import jax
   import tensorflow as tf
-  from vivit_jax import data, visualize
-  from vivit_jax.train import loop, step
+  from vivit_jax import data, models, visualize
+  from vivit_jax.train import loop
   if num_examples < 1:
     raise ValueError(f'--num_examples={num_examples} must be at least 1.')
   config = resolve_config(config, workdir)
@@ -170,7 +170,7 @@ def write_grid(config, workdir: str, video: str, out: str, num_examples: int = 4
   if exp.state.batch_stats:
     variables['batch_stats'] = jax.device_get(exp.state.batch_stats)
   grid = visualize.reconstruction_grid(exp.model, variables, clips,
-                                       jax.random.key(step.EVAL_MASKING_SEED))
+                                       jax.random.key(models.EVAL_RNG_SEED))
   visualize.write_png(out, grid)
   print(f'Wrote {out}: {len(clips)} clip(s) of {video} at step {int(exp.state.step)} of {workdir} '
         f'(rows: original, masked input, reconstruction).')

@@ -4,7 +4,7 @@ r"""Multi-view evaluation of a trained workdir:
       [--config.dataset.eval_clips=4 --config.dataset.eval_crops=3 ...]
 
 Restores the latest checkpoint of --workdir with the config training saved there
-(`train.workdir`; `--config=configs/X.py` for older workdirs), runs every view (eval_clips clips x
+(`saved.config`; `--config=configs/X.py` for older workdirs), runs every view (eval_clips clips x
 eval_crops crops, `data.pipeline.eval_views`) of every video of the split, averages the softmax
 over the views of each video (`tasks.ViewAverager`), and writes to --out:
   results.json          top-1 / top-5 per video, mean per-class accuracy, loss, counts, views
@@ -24,13 +24,13 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 from absl import app, flags, logging  # noqa: E402
 
-from vivit_jax.train import workdir as workdir_lib  # noqa: E402
+from vivit_jax.saved import config as saved_config  # noqa: E402
 
 
 def define_flags() -> dict:
   """The command-line flags (defined only when run as a program: importing defines none)."""
   defined = {
-      **workdir_lib.define_workdir_flags(),
+      **saved_config.define_workdir_flags(),
       'split': flags.DEFINE_string('split', None, 'Split to evaluate (default: config.dataset.'
                                    'eval_split); TFDS slices such as test[:100] work.'),
       'out': flags.DEFINE_string('out', None, 'Where the files go (default: WORKDIR/eval).')}
@@ -101,7 +101,8 @@ def evaluate(config, workdir: str, split: str | None = None, out: str | None = N
   import tensorflow as tf
   from vivit_jax import data
   from vivit_jax.models import inputs
-  from vivit_jax.train import loop, step, tasks
+  from vivit_jax.saved import checkpoints as saved_checkpoints
+  from vivit_jax.train import loop, tasks
   if config.task != 'classification':
     raise ValueError(f"config.task='{config.task}': vivit_jax.evaluate evaluates classifiers; "
                      f"a masked_video_modeling workdir is looked at with tools/visualize_mae.py.")
@@ -109,7 +110,7 @@ def evaluate(config, workdir: str, split: str | None = None, out: str | None = N
   if split:
     config.dataset.eval_split = split
   exp = loop.restore_for_eval(config, workdir)
-  eval_step = step.make_eval_step(exp.model, exp.task, **exp.step_kwargs())
+  eval_step = exp.eval_step()
   averager = tasks.ViewAverager()
   check = functools.partial(inputs.check_finite, source=f'An eval batch of {config.dataset.name} '
                             f'{config.dataset.eval_split}')
@@ -119,7 +120,7 @@ def evaluate(config, workdir: str, split: str | None = None, out: str | None = N
   class_names = data.dataset_info(config.dataset)['class_names']
   per_class = class_metrics(probs, labels, len(class_names))
   ds = config.dataset
-  record = {'workdir': workdir_lib.absolute(workdir), 'step': int(exp.state.step),
+  record = {'workdir': saved_checkpoints.absolute(workdir), 'step': int(exp.state.step),
             'dataset': ds.name, 'split': ds.eval_split, 'videos': int(results['eval/count']),
             'views_per_video': int(results['eval/views']), 'eval_clips': ds.eval_clips,
             'eval_crops': ds.eval_crops, 'top1': results['eval/top1'],
@@ -154,7 +155,7 @@ def main(argv):
   workdir = _FLAGS['workdir'].value
   out = _FLAGS['out'].value or os.path.join(workdir, 'eval')
   try:
-    record = evaluate(workdir_lib.flag_config(_FLAGS['config']), workdir, _FLAGS['split'].value,
+    record = evaluate(saved_config.flag_config(_FLAGS['config']), workdir, _FLAGS['split'].value,
                       out)
   except (ValueError, FileNotFoundError) as e:
     if os.environ.get('VIVIT_TRACEBACK'):

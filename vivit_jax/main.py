@@ -47,7 +47,7 @@ def _unknown_override(config, argv) -> str | None:
 
 def _config_file_error(path: str, error: Exception) -> str:
   """One line for a --config file that cannot load: missing, or its get_config(ARG) raised."""
-  if isinstance(error, OSError) and 'No such file' in str(error):
+  if not os.path.isfile((path or '').split(':', 1)[0]):
     return (f'--config {path}: no such config file; configs live in configs/, e.g. '
             f'--config configs/default.py.')
   return f'--config {path}: {str(error).strip().splitlines()[-1]}'
@@ -56,8 +56,8 @@ def _config_file_error(path: str, error: Exception) -> str:
 def _parse_flags(argv):
   """absl flag parsing, with a config file that cannot load, or an unknown or mistyped config
   field, reported in one line."""
-  from vivit_jax.train import workdir
-  path = workdir.flag_value('config', argv)
+  from vivit_jax.saved import config as saved_config
+  path = saved_config.flag_on_argv('config', argv)
   try:
     remaining = flags.FLAGS(argv)
     _CONFIG.value.get('seed')  # Loads the config file now: its errors are flag errors.

@@ -18,13 +18,13 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 from absl import app, flags, logging  # noqa: E402
 
-from vivit_jax.train import workdir as workdir_lib  # noqa: E402
+from vivit_jax.saved import config as saved_config  # noqa: E402
 
 
 def define_flags() -> dict:
   """The command-line flags (defined only when run as a program: importing defines none)."""
   defined = {
-      **workdir_lib.define_workdir_flags(),
+      **saved_config.define_workdir_flags(),
       'video': flags.DEFINE_string('video', None,
                                    'Video file (any container and codec FFmpeg reads).'),
       'num_clips': flags.DEFINE_integer('num_clips', None, 'Clips uniformly spaced in time '
@@ -175,7 +175,7 @@ def main(argv):
                          f'--config.FIELD=VALUE.')
   logging.set_verbosity(logging.WARNING)  # Libraries' INFO chatter (Orbax, TFDS) stays quiet.
   try:
-    top = predict(workdir_lib.flag_config(_FLAGS['config']), _FLAGS['workdir'].value,
+    top = predict(saved_config.flag_config(_FLAGS['config']), _FLAGS['workdir'].value,
                   _FLAGS['video'].value, num_clips=_FLAGS['num_clips'].value,
                   num_crops=_FLAGS['num_crops'].value, fps=_FLAGS['fps'].value)
   except (ValueError, FileNotFoundError) as e:  # VideoReadError is a ValueError.

@@ -19,25 +19,19 @@ ORIGINAL cube's pixels, as VideoMAE's own visualisation (run_videomae_vis.py) do
 reconstructed cube's mean colour and contrast come from the original; only the pattern within the
 cube is the model's (a model predicting zeros shows flat cubes of the right colours).
 
-`EvalReconstructions` writes WORKDIR/reconstructions/step_{N:06d}.png at each evaluation of a
-masked_video_modeling run (train.loop); tools/visualize_mae.py makes a grid from a workdir.
+`train.evaluators.Reconstructions` writes WORKDIR/reconstructions/step_{N:06d}.png at each
+evaluation of a masked_video_modeling run; tools/visualize_mae.py makes a grid from a workdir.
 """
 import functools
-import logging
 import math
 import os
 
-import flax.linen as nn
 import jax
-import ml_collections
 import numpy as np
 import tensorflow as tf
 
-from vivit_jax import data
 from vivit_jax.models import videomae
-from vivit_jax.train import sharding, step as step_lib
 
-log = logging.getLogger('vivit_jax')
 
 MAX_FRAMES = 16  # Columns at most; longer clips show evenly spaced frames.
 NUM_EXAMPLES = 4  # Examples (row triples) per grid by default.
@@ -46,7 +40,7 @@ GAP = 8  # White pixels between examples.
 GREY = 0.5  # Masked / unreconstructed cubes (uint8 128).
 
 
-def _check_model(model):
+def check_model(model):
   if not isinstance(model, videomae.VideoMAEPretrain):
     raise ValueError(f'Reconstruction grids need a videomae_pretrain model (config.model.name); '
                      f'got {type(model).__name__}.')
@@ -105,7 +99,7 @@ def render(model, video, outputs: dict, *, max_frames: int = MAX_FRAMES) -> np.n
   H_grid = B * (3 H + 2 SEPARATOR) + (B - 1) GAP, W_grid = F W + (F - 1) SEPARATOR for the
   F = min(T, max_frames) columns (`frame_columns`).
   """
-  _check_model(model)
+  check_model(model)
   video = np.asarray(video, np.float32)
   b, t, h, w, c = video.shape
   if c not in (1, 3) or b < 1:
@@ -157,7 +151,7 @@ def _tile(cells: np.ndarray) -> np.ndarray:
 def reconstruct(model, variables, video, rng) -> dict:
   """`model.apply(variables, video, train=False, rngs={'masking': rng})` jitted on the default
   device, as numpy: {'pred' (B, K, cube_dim), 'pred_index' (B, K), 'mask' (B, N), ...}."""
-  _check_model(model)
+  check_model(model)
   try:
     apply = _cached_apply(model)  # One compilation per (equal) model ...
   except TypeError:  # ... if hashable (a config read from JSON has lists).
@@ -191,52 +185,3 @@ def write_png(path: str, image: np.ndarray) -> str:
     tf.io.gfile.makedirs(parent)
   tf.io.write_file(path, tf.io.encode_png(image))
   return path
-
-
-class EvalReconstructions:
-  """Grids of the first evaluation clips during a masked_video_modeling run (train.loop).
-
-  `write(state, step_number)` runs the model on the mesh (every process must call it) on the
-  first `num_examples` single-view (centre clip, centre crop) clips of config.dataset.eval_split,
-  with the evaluation's fixed masking seed, and on process 0 writes
-  WORKDIR/reconstructions/step_{N:06d}.png and logs its path; returns the path (None elsewhere).
-  """
-
-  def __init__(self, exp, config, workdir: str, *, num_examples: int = NUM_EXAMPLES):
-    _check_model(exp.model)
-    self.exp, self.workdir, self.num_examples = exp, workdir, num_examples
-    self.dataset = ml_collections.ConfigDict(config.dataset.to_dict())
-    self.dataset.update(eval_clips=1, eval_crops=1)  # One example = one video.
-    unit = math.lcm(sharding.batch_shards(exp.mesh, exp.rules), jax.process_count())
-    self.batch_size = unit * -(-num_examples // unit)
-    replicated = jax.sharding.NamedSharding(exp.mesh, jax.sharding.PartitionSpec())
-    n = num_examples
-
-    def forward(params, batch_stats, batch):
-      variables = {'params': params, **({'batch_stats': batch_stats} if batch_stats else {})}
-      out = exp.model.apply(variables, batch['video'], train=False,
-                            rngs={'masking': jax.random.key(step_lib.EVAL_MASKING_SEED)})
-      kept = {k: out[k][:n] for k in ('pred', 'pred_index', 'mask')}
-      return dict(kept, video=batch['video'][:n], valid=batch['mask'][:n])
-
-    shardings = exp.state_shardings
-    self._forward = jax.jit(forward, in_shardings=(shardings.params, shardings.batch_stats,
-                                                   exp.batch_sharding),
-                            out_shardings=replicated)
-
-  def write(self, state, step_number: int) -> str | None:
-    batch = next(data.make_eval_iterator(self.dataset, global_batch_size=self.batch_size))
-    batch = sharding.put_batch({k: batch[k] for k in ('video', 'mask')}, self.exp.batch_sharding)
-    with jax.set_mesh(self.exp.mesh), nn.logical_axis_rules(self.exp.rules):
-      out = jax.device_get(self._forward(state.params, state.batch_stats, batch))
-    if jax.process_index() != 0:
-      return None
-    valid = out.pop('valid') > 0  # Padding rows (a split smaller than the grid) are left out.
-    if not valid.any():
-      return None
-    out = {k: v[valid] for k, v in out.items()}
-    path = os.path.join(self.workdir, 'reconstructions', f'step_{step_number:06d}.png')
-    write_png(path, render(self.exp.model, out.pop('video'), out))
-    log.info('Reconstructions of %d %s clips at step %d: %s', int(valid.sum()),
-             self.dataset.eval_split, step_number, path)
-    return path

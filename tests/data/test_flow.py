@@ -9,9 +9,9 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from tests.helpers import tiny_config
-from vivit_jax import data, models
+from vivit_jax import data
 from vivit_jax.data import flow, pipeline, synthetic_motion
-from vivit_jax.train import optim, sharding, state as state_lib, step, tasks
+from vivit_jax.train import loop, sharding
 
 MARGIN = 12  # px: Farneback's 15 px window and border weights bias the flow near the border.
 
@@ -176,12 +176,6 @@ def test_a_flow_batch_shards_and_trains(config):
   assert {s.data.shape for s in on_mesh['flow'].addressable_shards} == {(2, 3, 16, 16, 2)}
   np.testing.assert_array_equal(jax.device_get(on_mesh['flow']), batch['flow'])
 
-  model = models.build(full.model)
-  tx, schedule = optim.make_optimizer(full.optimizer, full.train.num_steps)
-  state, shardings = state_lib.create_train_state(model, tx, (8, 4, 16, 16, 3), mesh=mesh,
-                                                  rules=rules, seed=0)
-  train_step = step.make_train_step(model, tasks.build_task(full), tx, schedule, mesh=mesh,
-                                    rules=rules, state_shardings=shardings,
-                                    batch_sharding=batch_sharding, seed=0)
-  _, metrics = train_step(state, on_mesh)
+  exp = loop.plan(full, mesh, (8, 4, 16, 16, 3))
+  _, metrics = exp.train_step()(exp.make_state(), on_mesh)
   assert metrics['finite'] == 1 and metrics['count'] == 16

@@ -12,7 +12,7 @@ from tests.models.test_cnn3d import _num_params, _preset, _random_variables, _vi
 from tests.models.test_fusion import RESNET18_TRUNK, SCALE, SMALL
 from vivit_jax import data, models
 from vivit_jax.models import resnet, two_stream
-from vivit_jax.train import loop, sharding, step
+from vivit_jax.train import loop, sharding
 
 PRESET = 'configs/cnn/two_stream.py'
 VIDEO, FLOW = (2, 4, 16, 16, 3), (2, 3, 16, 16, 2)
@@ -106,8 +106,7 @@ def test_tiny_preset_trains(synthetic_data_dir, tmp_path):
   exp.ckpt.close()
   before = jax.device_get((exp.state.params, exp.state.batch_stats))
   assert before[0]['motion']['stem_conv']['kernel'].shape == (7, 7, 14, 8)
-  train_step = step.make_train_step(exp.model, exp.task, exp.tx, exp.schedule, seed=config.seed,
-                                    **exp.step_kwargs())
+  train_step = exp.train_step()
   batches = data.make_train_iterator(config.dataset, global_batch_size=16, seed=0)
   state, losses = exp.state, []
   for _ in range(3):
@@ -123,7 +122,7 @@ def test_tiny_preset_trains(synthetic_data_dir, tmp_path):
                            before[0][stream]['stem_conv']['kernel']), stream
     assert not np.allclose(stats[stream]['stem_bn']['mean'],
                            before[1][stream]['stem_bn']['mean']), stream
-  eval_step = step.make_eval_step(exp.model, exp.task, **exp.step_kwargs())
+  eval_step = exp.eval_step()
   batch = next(data.make_eval_iterator(config.dataset, global_batch_size=16))
   out = jax.device_get(eval_step(state, sharding.put_batch(batch, exp.batch_sharding)))
   assert out['probs'].shape == (16, 10)
@@ -131,11 +130,9 @@ def test_tiny_preset_trains(synthetic_data_dir, tmp_path):
 
 
 @pytest.mark.parametrize('preset, flow, match', [
-    (PRESET, False, r"config.model.name='two_stream' needs optical flow but config.dataset.flow "
-                    r"is off; set --config.dataset.flow=True"),
+    (PRESET, False, r"'two_stream' takes 'flow'.*set --config.dataset.flow=True"),
     ('configs/cnn/early_fusion.py', True,
-     r"config.dataset.flow=True but config.model.name='early_fusion' takes no flow input; set "
-     r"--config.dataset.flow=False"),
+     r"'early_fusion' takes no 'flow'.*set --config.dataset.flow=False"),
 ])
 def test_setup_flow_errors(synthetic_data_dir, tmp_path, preset, flow, match):
   config = _preset(preset, 'tiny')

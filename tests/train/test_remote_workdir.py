@@ -10,7 +10,8 @@ import tensorflow as tf
 
 from tests.helpers import tiny_config
 from vivit_jax import evaluate
-from vivit_jax.train import metrics, workdir as workdir_lib
+from vivit_jax.saved import checkpoints, config as saved_config
+from vivit_jax.train import metrics
 
 
 @pytest.fixture
@@ -30,18 +31,18 @@ def test_metrics_append_to_a_remote_workdir(remote):
 
 def test_config_saves_and_loads_back_from_a_remote_workdir(remote):
   config = tiny_config()
-  path = workdir_lib.save_config(config, remote)
+  path = saved_config.save_config(config, remote)
   assert path == f'{remote}/config.json' and tf.io.gfile.exists(path)
   with pytest.raises(FileNotFoundError, match='No checkpoint in workdir ram://'):
-    workdir_lib.load_config(remote)
+    saved_config.load_config(remote)
   tf.io.gfile.makedirs(os.path.join(remote, 'checkpoints'))
-  loaded = workdir_lib.load_config(remote)
+  loaded = saved_config.load_config(remote)
   assert loaded.model.patch_size == (2, 4, 4) and loaded.train.num_steps == 4
 
 
 def test_absolute_keeps_urls_and_resolves_local_paths():
-  assert workdir_lib.absolute('gs://bucket/runs/a') == 'gs://bucket/runs/a'
-  assert workdir_lib.absolute('runs/a') == os.path.join(os.getcwd(), 'runs/a')
+  assert checkpoints.absolute('gs://bucket/runs/a') == 'gs://bucket/runs/a'
+  assert checkpoints.absolute('runs/a') == os.path.join(os.getcwd(), 'runs/a')
 
 
 def test_evaluation_files_are_written_to_a_remote_dir(remote):

@@ -6,22 +6,26 @@ import jax
 import numpy as np
 import pytest
 
+from tests.configs.test_presets import CNN, _preset
 from tests.helpers import tiny_config
 from vivit_jax import models
 from vivit_jax.train import optim, sharding, state as state_lib
 
 
-def _abstract_state(mesh_sizes: dict):
-  """The tiny ViViT's abstract TrainState laid out on a mesh of `mesh_sizes` over 8 devices."""
-  config = tiny_config()
-  config.model.update(hidden_size=64, num_heads=8, mlp_dim=128)  # Every axis divisible by 8.
+def _abstract_state(mesh_sizes: dict, config=None):
+  """The abstract TrainState of `config` (default: the tiny ViViT, every axis divisible by 8)
+  laid out on a mesh of `mesh_sizes` over 8 devices."""
+  if config is None:
+    config = tiny_config()
+    config.model.update(hidden_size=64, num_heads=8, mlp_dim=128)
   config.mesh.update(mesh_sizes)
   mesh = sharding.make_mesh(config.mesh, jax.devices()[:8])
   tx, _ = optim.make_optimizer(config.optimizer, config.train.num_steps)
   ds = config.dataset
+  model, shape = models.build(config.model), (8, ds.num_frames, ds.crop_size, ds.crop_size, 3)
   abstract, _, _ = state_lib.plan_train_state(
-      models.build(config.model), tx, (8, ds.num_frames, ds.crop_size, ds.crop_size, 3),
-      mesh=mesh, rules=tuple(config.sharding_rules), seed=0)
+      model, tx, shape, mesh=mesh, rules=tuple(config.sharding_rules), seed=0,
+      extra_input_shapes=models.extra_input_shapes(model, shape))
   return abstract
 
 
@@ -72,3 +76,13 @@ def test_tensor_parallel_splits_heads_and_mlp_over_model(states):
   assert 'model' in tuple(qkv) and 'model' in tuple(mlp_in) and 'model' in tuple(mlp_out)
   ratio = _bytes(state.params, per_device=False) / _bytes(state.params, per_device=True)
   assert 2.5 < ratio <= 4.0, ratio  # Embeddings, norms and the head stay whole.
+
+
+@pytest.mark.parametrize('path', CNN)
+def test_fsdp_splits_the_largest_cnn_kernels(path):
+  """The default rules map the CNNs' logical axes ('conv_in', 'conv_out', 'lstm'): under FSDP
+  the largest kernel of each tiny CNN preset is split over the 8 devices, not replicated."""
+  state = _abstract_state(dict(data=1, fsdp=8, model=1), _preset(path, 'tiny'))
+  largest = max(jax.tree.leaves(state.params), key=lambda x: x.size)
+  assert largest.ndim >= 2 and largest.sharding.shard_shape(largest.shape)[-2] * 8 == (
+      largest.shape[-2]), (path, largest.shape, largest.sharding.spec)

@@ -11,24 +11,15 @@ import pytest
 from tests.helpers import random_batches, tiny_config
 from vivit_jax import models
 from vivit_jax.models import layers
-from vivit_jax.train import optim, sharding, state as state_lib, step, tasks
+from vivit_jax.train import loop, sharding, step
 
 
 def _setup(config, devices):
   """(initial state, train step, batch sharding) of `config` on `devices`."""
-  mesh = sharding.make_mesh(config.mesh, devices)
-  rules = tuple(config.sharding_rules)
-  model = models.build(config.model)
-  tx, schedule = optim.make_optimizer(config.optimizer, config.train.num_steps)
   ds = config.dataset
-  input_shape = (len(devices), ds.num_frames, ds.crop_size, ds.crop_size, 3)
-  state, shardings = state_lib.create_train_state(model, tx, input_shape, mesh=mesh, rules=rules,
-                                                  seed=config.seed)
-  batch_sharding = sharding.batch_sharding(mesh, rules)
-  train_step = step.make_train_step(model, tasks.build_task(config), tx, schedule, mesh=mesh,
-                                    rules=rules, state_shardings=shardings,
-                                    batch_sharding=batch_sharding, seed=config.seed)
-  return state, train_step, batch_sharding
+  exp = loop.plan(config, sharding.make_mesh(config.mesh, devices),
+                  (len(devices), ds.num_frames, ds.crop_size, ds.crop_size, 3))
+  return exp.make_state(), exp.train_step(), exp.batch_sharding
 
 
 def _train(config, devices, batches):
@@ -145,3 +136,11 @@ def test_bfloat16_compute_keeps_float32_params(reference):
                                         jnp.asarray(batches[0]['video'][:2]))
   assert dtypes and set(dtypes) == {jnp.dtype(jnp.bfloat16)}
   assert logits.dtype == jnp.float32
+
+
+def test_all_finite_is_one_scalar_over_every_float_leaf():
+  assert bool(step.all_finite({'a': jnp.ones(3), 'n': jnp.int32(7)}))
+  assert not bool(step.all_finite({'a': jnp.ones(3), 'b': jnp.array([1.0, jnp.nan])}))
+  assert not bool(step.all_finite([jnp.array([jnp.inf], jnp.bfloat16)]))
+  big = jnp.full((4,), 6e4, jnp.float16)  # Its sum overflows float16, not the float32 check.
+  assert bool(step.all_finite(big))

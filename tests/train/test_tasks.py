@@ -145,7 +145,7 @@ def test_masked_video_modeling_loss_is_nan_for_a_bad_cube_mask_under_jit():
   def loss(video, cube_mask):
     batch = {'video': video, 'cube_mask': cube_mask}
     outputs = model.apply(variables, video, train=False, rngs={'masking': jax.random.key(0)},
-                          **task.model_kwargs(batch))
+                          **tasks.model_kwargs(task, batch))
     return task.loss(outputs, batch)[0], outputs['loss']
 
   good = np.asarray(_tube(0))

@@ -15,6 +15,7 @@ from tests.helpers import REPO, tiny_config
 from tests.weights.test_vit import save_hf_vit
 from vivit_jax import models
 from vivit_jax.models import scan
+from vivit_jax.saved import checkpoints
 from vivit_jax.train import loop
 from vivit_jax.weights import hf, init_from, vit
 
@@ -27,6 +28,12 @@ def _equal(a, b) -> bool:
 def _init_from(path: str, load_head: bool = False) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(path=str(path), kernel_init='average',
                                         load_head=load_head))
+
+
+def _load_params(init, model_config, fresh_params, video_shape):
+  """The params of `init_from.load_init_variables` for a model without batch statistics."""
+  return init_from.load_init_variables(init, model_config, {'params': fresh_params},
+                                       video_shape)['params']
 
 
 @pytest.fixture(scope='module')
@@ -66,7 +73,7 @@ def test_load_logs_what_was_loaded(initialised, caplog):
   config, _, _ = initialised
   fresh = jax.tree.map(np.zeros_like, initialised[2])
   with caplog.at_level('INFO', 'vivit_jax'):
-    init_from.load_init_params(config.init_from, config.model, fresh, (4, 16, 16))
+    _load_params(config.init_from, config.model, fresh, (4, 16, 16))
   assert (f'Initialised 38 of 40 parameter arrays from {config.init_from.path} (vit); 2 left '
           f'fresh (e.g. head/bias, head/kernel)') in caplog.text
 
@@ -82,8 +89,7 @@ def test_checkpoint_in_the_workdir_wins(initialised):
 def test_workdir_as_init_from(initialised):
   config, workdir, params = initialised
   zeros = jax.tree.map(np.zeros_like, params)
-  loaded = init_from.load_init_params(_init_from(workdir, load_head=True), config.model, zeros,
-                                      (4, 16, 16))
+  loaded = _load_params(_init_from(workdir, load_head=True), config.model, zeros, (4, 16, 16))
   assert _equal(loaded, jax.tree.map(lambda x: x + 1, params))
 
 
@@ -106,8 +112,7 @@ def test_scanned_model_initialises_from_an_image_vit(initialised, tmp_path):
   assert np.abs(logits[1]).max() > 0.1
   np.testing.assert_allclose(logits[0], logits[1], atol=1e-5)
   zeros = jax.tree.map(np.zeros_like, got)
-  loaded = init_from.load_init_params(_init_from(workdir, load_head=True), scanned.model, zeros,
-                                      (4, 16, 16))
+  loaded = _load_params(_init_from(workdir, load_head=True), scanned.model, zeros, (4, 16, 16))
   assert _equal(loaded, scan.stack(jax.tree.map(lambda x: x + 1, params)))
 
 
@@ -137,15 +142,14 @@ def test_convert_checkpoint_round_trips(tmp_path):
   for source in ('orbax', 'hf'):  # The converted checkpoint and the HF directory itself.
     path = tmp_path / source
     assert init_from.source_kind(str(path)) == source
-    params = init_from.load_init_params(_init_from(path, load_head=True), model_config, fresh,
-                                        (2, 16, 16))
+    params = _load_params(_init_from(path, load_head=True), model_config, fresh, (2, 16, 16))
     assert _equal(params, variables['params'])
-    params = init_from.load_init_params(_init_from(path), model_config, fresh, (2, 16, 16))
+    params = _load_params(_init_from(path), model_config, fresh, (2, 16, 16))
     assert not params['head']['kernel'].any()  # load_head=False keeps the fresh head.
   model_config.hidden_size = 48
   wider = dict(fresh, cls={'token': np.zeros((1, 1, 48), np.float32)})
   with pytest.raises(ValueError, match='Fix: set --config.model.hidden_size=32'):
-    init_from.load_init_params(_init_from(tmp_path / 'orbax'), model_config, wider, (2, 16, 16))
+    _load_params(_init_from(tmp_path / 'orbax'), model_config, wider, (2, 16, 16))
 
 
 def test_merge_rejects_leaves_the_model_lacks():
@@ -193,9 +197,9 @@ def test_videomae_pretraining_checkpoint_initialises_the_classifier(tmp_path, us
     return jax.tree.map(lambda s: rng.normal(size=s.shape).astype(np.float32), shapes['params'])
 
   pretrained = random_params(pretrain_config, 0)
-  init_from.save_params(str(tmp_path), pretrained, pretrain_config)
+  checkpoints.save_params(str(tmp_path), pretrained, pretrain_config)
   fresh = random_params(classifier.to_dict(), 1)
-  params = init_from.load_init_params(_init_from(tmp_path), classifier, fresh, (2, 8, 8))
+  params = _load_params(_init_from(tmp_path), classifier, fresh, (2, 8, 8))
   assert _equal(params['embedding'], pretrained['embedding'])
   for i in range(2):
     assert _equal(params['encoder'][f'block_{i}'], pretrained['encoder'][f'block_{i}'])
@@ -208,4 +212,4 @@ def test_videomae_pretraining_checkpoint_initialises_the_classifier(tmp_path, us
   with pytest.raises(ValueError, match="holds a 'videomae_pretrain' model but config.model.name="
                                        "'vivit': set --config.model.name to one of "
                                        "videomae_pretrain, videomae"):
-    init_from.load_init_params(_init_from(tmp_path), classifier, fresh, (2, 8, 8))
+    _load_params(_init_from(tmp_path), classifier, fresh, (2, 8, 8))

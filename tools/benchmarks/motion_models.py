@@ -31,7 +31,7 @@ def run(workdir: str, out: str) -> dict:
   """Trains each model of --models for the same budget; returns the result record, also written
   to `out` after each model (a long run that stops keeps the models it finished)."""
   from vivit_jax.data import probes  # pylint: disable=import-outside-toplevel
-  from vivit_jax.train import loop, step  # pylint: disable=import-outside-toplevel
+  from vivit_jax.train import loop  # pylint: disable=import-outside-toplevel
   names = options.MODELS.value or list(DEFAULT_MODELS)
   unknown = sorted(set(names) - set(MOTION_PRESETS))
   if unknown:
@@ -44,7 +44,7 @@ def run(workdir: str, out: str) -> dict:
     run_dir = os.path.join(workdir, name)
     final, seconds = runs.timed_run(config, run_dir)
     exp = loop.restore_for_eval(config, run_dir)
-    eval_step = step.make_eval_step(exp.model, exp.task, **exp.step_kwargs())
+    eval_step = exp.eval_step()
     static = loop.evaluate(eval_step, exp.state, config, exp.batch_sharding,
                            transform=probes.repeat_middle_frame)
     clip = config.dataset

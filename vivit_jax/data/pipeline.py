@@ -40,6 +40,8 @@ except (RuntimeError, ValueError):  # TensorFlow already initialised its devices
 log = logging.getLogger('vivit_jax')
 
 TRAIN_CROPS = ('random', 'random_resized', 'scale_jitter')  # config.dataset.train_crop.
+# Batch keys added on request -> the config.dataset switch that adds them.
+OPTIONAL_KEYS = {'flow': 'flow'}
 RESIZED_CROP_ATTEMPTS = 10  # Boxes tried by random_resized before its fallback (torchvision's).
 MIN_CROP_COVERAGE = 0.5  # Warn when crops span less of the frames' short side than this.
 

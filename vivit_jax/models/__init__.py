@@ -1,9 +1,9 @@
 """Model registry: `build(config.model)` makes the module named by `config.model.name`."""
 import dataclasses
 import importlib
-import inspect
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import ml_collections
 
@@ -65,19 +65,35 @@ def build(model_config: ml_collections.ConfigDict) -> nn.Module:
   return cls(**kwargs)
 
 
-EXTRA_INPUTS = ('flow',)  # Batch keys a model may take besides the video, by keyword.
+# Every RNG stream a model may use, in the order the train step and the state's init split their
+# key (so a stream's key does not depend on which others a model uses). A model declares the
+# streams it draws in training as RNG_STREAMS (default DEFAULT_RNG_STREAMS) and those it draws in
+# evaluation too as EVAL_RNG_STREAMS (default none), keyed by EVAL_RNG_SEED so evaluations repeat.
+RNG_STREAMS = ('dropout', 'drop_path', 'masking')
+DEFAULT_RNG_STREAMS = ('dropout', 'drop_path')
+EVAL_RNG_SEED = 0
+
+
+def rng_streams(model: nn.Module) -> tuple[str, ...]:
+  """The RNG streams `model` draws in training (its RNG_STREAMS)."""
+  return tuple(getattr(model, 'RNG_STREAMS', DEFAULT_RNG_STREAMS))
+
+
+def eval_rngs(model: nn.Module) -> dict:
+  """`rngs` for `model.apply(..., train=False)`: its EVAL_RNG_STREAMS, each keyed by EVAL_RNG_SEED
+  (videomae_pretrain: {'masking': key}); {} for most models."""
+  return {name: jax.random.key(EVAL_RNG_SEED) for name in getattr(model, 'EVAL_RNG_STREAMS', ())}
 
 
 def extra_inputs(model: nn.Module) -> tuple[str, ...]:
-  """The batch keys of EXTRA_INPUTS that `model.__call__` takes (two_stream: ('flow',)); the
-  train and eval steps pass them from the batch."""
-  parameters = inspect.signature(model.__call__).parameters
-  return tuple(name for name in EXTRA_INPUTS if name in parameters)
+  """The batch keys `model` takes by keyword besides the video (its EXTRA_INPUTS: key -> shape
+  of that input for a video shape; two_stream: ('flow',)); the train and eval steps pass them
+  from the batch."""
+  return tuple(getattr(model, 'EXTRA_INPUTS', {}))
 
 
 def extra_input_shapes(model: nn.Module, video_shape) -> dict[str, tuple[int, ...]]:
-  """Shapes of `extra_inputs(model)` for a video of `video_shape` (B, T, H, W, C): 'flow'
+  """Shapes of `extra_inputs(model)` for a video of `video_shape` (B, T, H, W, C), e.g. 'flow'
   (B, T - 1, H, W, 2)."""
-  b, t, h, w = video_shape[:4]
-  shapes = {'flow': (b, t - 1, h, w, 2)}
-  return {name: shapes[name] for name in extra_inputs(model)}
+  return {name: tuple(shape(tuple(video_shape)))
+          for name, shape in getattr(model, 'EXTRA_INPUTS', {}).items()}

@@ -39,7 +39,7 @@ def average_probabilities(logits: jax.Array, weights) -> jax.Array:
   return jax.nn.logsumexp(jax.nn.log_softmax(logits.astype(jnp.float32)), axis=1, b=weights)
 
 
-class FrameResNet(frame_resnet.FrameResNet):
+class FusingFrameResNet(frame_resnet.FrameResNet):
   """frame_resnet.FrameResNet with num_classes >= 1: the models that fuse class scores or head a
   fused feature (this file and two_stream.py)."""
 
@@ -50,7 +50,7 @@ class FrameResNet(frame_resnet.FrameResNet):
     super().__post_init__()
 
 
-class SingleFrame(FrameResNet):
+class SingleFrame(FusingFrameResNet):
   """Karpathy's single-frame model: video (B, T, H, W, C) -> logits (B, num_classes) float32.
 
   The 2D ResNet classifies each of the T frames (frames folded into the batch); the output is
@@ -69,7 +69,7 @@ class SingleFrame(FrameResNet):
     return average_probabilities(logits.reshape(b, t, -1), np.full(t, 1.0 / t))
 
 
-class LateFusion(FrameResNet):
+class LateFusion(FusingFrameResNet):
   """Late fusion of per-frame 2D ResNets: video (B, T, H, W, C) -> logits (B, num_classes).
 
   `num_fusion_frames` frames (0: all T) spread evenly over the clip, first and last included
@@ -121,7 +121,7 @@ class LateFusion(FrameResNet):
                                   dtype=self.dtype, param_dtype=self.param_dtype)
 
 
-class EarlyFusion(FrameResNet):
+class EarlyFusion(FusingFrameResNet):
   """Early fusion: video (B, T, H, W, C) -> stacked (B, H, W, T * C) -> the 2D ResNet -> logits
   (B, num_classes). Its stem kernel is (7, 7, T * C, base_width), the only layer that sees time
   (Karpathy's first layer: 11 x 11 x 3 x 10 filters over 10 frames); the params are a ResNet2D's

@@ -19,9 +19,10 @@ zero initial state):
            their own ConvGRU (level_{s}/gru); each level's last hidden map is average-pooled into
            its own head and the levels' logits are averaged.
 
-Logical axis names: LSTM kernels ('conv_in', 'lstm'), recurrent kernels (None, 'lstm'), biases
-('lstm',); ConvGRU convs as resnet.conv ((None, None, 'conv_in', 'conv_out')); the trunk and heads
-as resnet.py. None of them is in the default sharding rules, so these nets replicate.
+Logical axis names: LSTM kernels ('conv_in', 'lstm'), recurrent kernels ('lstm_state', 'lstm'),
+biases ('lstm',); ConvGRU convs as resnet.conv ((None, None, 'conv_in', 'conv_out')); the trunk and
+heads as resnet.py. The default sharding rules split 'conv_in' and 'lstm_state' over 'fsdp',
+'conv_out' and 'lstm' over 'model'.
 """
 from typing import Sequence
 
@@ -59,7 +60,8 @@ class LSTM(nn.Module):
       zeros = jnp.zeros((x.shape[0], self.width), jnp.float32)
       _, x = cell(self.width, dtype=self.dtype, param_dtype=self.param_dtype,
                   kernel_init=partitioned(INPUT_INIT, ('conv_in', 'lstm')),
-                  recurrent_kernel_init=partitioned(nn.initializers.orthogonal(), (None, 'lstm')),
+                  recurrent_kernel_init=partitioned(nn.initializers.orthogonal(),
+                                                    ('lstm_state', 'lstm')),
                   bias_init=partitioned(nn.initializers.zeros, ('lstm',)),
                   name=f'lstm_{layer}')((zeros, zeros), x)  # Carry (c, h).
     return x

@@ -25,8 +25,9 @@ starts as the identity (PySlowFast's ZERO_INIT_FINAL_BN). Stages have widths bas
 (1, 2, 4, 8) (x 4 at the output of bottlenecks) and spatial strides (1, 2, 2, 2).
 
 Logical axis names: conv kernels (..., 'conv_in', 'conv_out'), BN scale/bias ('conv_out',), the
-head ('conv_out', 'classes'). Names missing from config.sharding_rules replicate, which is what
-the default rules do for these nets; add e.g. ('conv_out', 'fsdp') to shard their parameters.
+head ('conv_out', 'classes'). The default config.sharding_rules split 'conv_in' over 'fsdp' and
+'conv_out' over 'model' (as a Dense layer's 'embed' and 'mlp'); names missing from the rules
+replicate.
 """
 import functools
 from typing import Any, Callable, Optional, Sequence, Union

@@ -22,11 +22,18 @@ import jax.numpy as jnp
 from vivit_jax.models import fusion, inputs
 
 
-class TwoStream(fusion.FrameResNet):
+def flow_shape(video_shape) -> tuple[int, ...]:
+  """The flow input's shape (B, T - 1, H, W, 2) for videos of `video_shape` (B, T, H, W, C)."""
+  b, t, h, w = video_shape[:4]
+  return (b, t - 1, h, w, 2)
+
+
+class TwoStream(fusion.FusingFrameResNet):
   """video (B, T, H, W, 3) float32 and flow (B, T - 1, H, W, 2) float32 -> logits (B, num_classes)
   float32; parameters under 'appearance' and 'motion' (each a ResNet2D's, with ResNet2D's fields).
   """
   fusion_weight: float = 0.5  # Weight of the motion stream's probabilities, in [0, 1].
+  EXTRA_INPUTS = {'flow': flow_shape}  # Batch keys taken besides the video -> their shapes.
 
   def __post_init__(self):
     if not isinstance(self.fusion_weight, (int, float)) or not 0 <= self.fusion_weight <= 1:

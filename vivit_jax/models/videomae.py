@@ -271,6 +271,7 @@ class VideoMAEPretrain(_Encoder):
   blocks use layer_norm_eps, hidden_act and qv_bias like the encoder's, no dropout or drop path;
   its final norm uses eps 1e-5 (as Hugging Face).
   """
+  RNG_STREAMS, EVAL_RNG_STREAMS = ('dropout', 'drop_path', 'masking'), ('masking',)
   decoder_hidden_size: int = 384
   decoder_num_layers: int = 4
   decoder_num_heads: int = 6

@@ -5,13 +5,13 @@ import json
 import logging
 
 import jax
-import numpy as np
 from flax import traverse_util
 import orbax.checkpoint as ocp
 from etils import epath
 from jax.experimental import multihost_utils
 from orbax.checkpoint import checkpoint_managers
 
+from vivit_jax.saved.checkpoints import shapes
 from vivit_jax.train import step as step_lib
 from vivit_jax.train.state import TrainState
 
@@ -36,13 +36,6 @@ class CheckpointSaveError(OSError):
 
 class NoReadableCheckpointError(FileNotFoundError):
   """Every checkpoint in the directory is damaged (all were moved aside)."""
-
-
-def shapes(tree) -> dict:
-  """{'path/to/leaf': [dims]} for every leaf of `tree`."""
-  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-  return {jax.tree_util.keystr(path, simple=True, separator='/'): list(np.shape(x))
-          for path, x in flat}
 
 
 def _describe_mismatch(saved: dict, current: dict) -> str:

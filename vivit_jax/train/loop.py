@@ -8,14 +8,16 @@ import os
 import signal
 import threading
 import time
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 from jax.experimental import multihost_utils
 
-from vivit_jax import data, models, visualize
-from vivit_jax.train import checkpoint, metrics, optim, sharding, state as state_lib, step, tasks
-from vivit_jax.train import validate, workdir as workdir_lib, workdir_lock
+from vivit_jax import data, models
+from vivit_jax.saved import checkpoints as saved_checkpoints, config as saved_config
+from vivit_jax.train import checkpoint, evaluators, metrics, optim, sharding, state as state_lib
+from vivit_jax.train import step, tasks, validate, workdir_lock
 from vivit_jax.weights import init_from
 
 log = logging.getLogger('vivit_jax')
@@ -71,20 +73,19 @@ class _StopSignals:
       signal.signal(s, handler)
 
 
-def _extra_input_shapes(config, model, input_shape) -> dict:
-  """`models.extra_input_shapes` for the model's init; ValueError if the model and
-  config.dataset.flow disagree."""
-  extra = models.extra_input_shapes(model, input_shape)
-  flow = bool(config.dataset.get('flow', False))
+def _check_optional_keys(config, extra: dict):
+  """ValueError if the model's extra inputs `extra` (batch key -> shape) and config.dataset
+  disagree on a batch key the dataset adds on request (data.OPTIONAL_KEYS, e.g. 'flow')."""
   name = config.model.name
-  if 'flow' in extra and not flow:
-    raise ValueError(f"config.model.name='{name}' needs optical flow but config.dataset.flow is "
-                     f"off; set --config.dataset.flow=True.")
-  if flow and 'flow' not in extra:
-    raise ValueError(f"config.dataset.flow=True but config.model.name='{name}' takes no flow "
-                     f"input; set --config.dataset.flow=False or use a model with one "
-                     f"(two_stream).")
-  return extra
+  for key, field in data.OPTIONAL_KEYS.items():
+    fed = bool(config.dataset.get(field, False))
+    if key in extra and not fed:
+      raise ValueError(f"config.model.name='{name}' takes '{key}' but config.dataset.{field} is "
+                       f"off; set --config.dataset.{field}=True.")
+    if fed and key not in extra:
+      raise ValueError(f"config.dataset.{field}=True but config.model.name='{name}' takes no "
+                       f"'{key}' input; set --config.dataset.{field}=False or use a model that "
+                       f"takes it.")
 
 
 def evaluate(eval_step, state, config, batch_sharding, transform=None, evaluator=None) -> dict:
@@ -175,55 +176,79 @@ def _prefetch(batches, batch_sharding, size: int = 2):
 
 @dataclasses.dataclass
 class Experiment:
-  """Everything built from a config before the first step."""
+  """Everything built from a config before the first step (`plan`); `setup` adds the state and
+  the checkpointer of a workdir."""
   mesh: jax.sharding.Mesh
   rules: tuple
   model: object
   task: object
   tx: object
   schedule: object
-  state: state_lib.TrainState
+  seed: int
+  abstract_state: state_lib.TrainState  # jax.ShapeDtypeStruct leaves carrying the shardings.
   state_shardings: object
   batch_sharding: jax.sharding.NamedSharding
-  ckpt: checkpoint.Checkpointer
+  extra_input_shapes: dict  # The model's inputs besides the video: batch key -> shape.
+  make_state: Callable[[], state_lib.TrainState]  # A fresh state, made into its shardings.
+  state: state_lib.TrainState | None = None
+  ckpt: checkpoint.Checkpointer | None = None
 
-  def step_kwargs(self) -> dict:
+  def train_step(self):
+    """The jitted `(state, batch) -> (state, metrics)` of `step.make_train_step`."""
+    return step.make_train_step(self.model, self.task, self.tx, self.schedule, seed=self.seed,
+                                **self._step_layout())
+
+  def eval_step(self):
+    """The jitted `(state, batch) -> task.eval_outputs` of `step.make_eval_step`."""
+    return step.make_eval_step(self.model, self.task, **self._step_layout())
+
+  def _step_layout(self) -> dict:
     return dict(mesh=self.mesh, rules=self.rules, state_shardings=self.state_shardings,
                 batch_sharding=self.batch_sharding)
 
 
+def plan(config, mesh: jax.sharding.Mesh, video_shape) -> Experiment:
+  """The experiment of `config` on `mesh` for batches of videos `video_shape` (B, T, H, W, C):
+  model, task, optimizer and the state's layout, without computing the state."""
+  rules = tuple(tuple(r) for r in config.sharding_rules)
+  model = models.build(config.model)
+  tx, schedule = optim.make_optimizer(config.optimizer, config.train.num_steps)
+  extra = models.extra_input_shapes(model, video_shape)
+  abstract, state_shardings, make_state = state_lib.plan_train_state(
+      model, tx, video_shape, mesh=mesh, rules=rules, seed=config.seed, extra_input_shapes=extra)
+  return Experiment(mesh, rules, model, tasks.build_task(config), tx, schedule, config.seed,
+                    abstract, state_shardings, sharding.batch_sharding(mesh, rules), extra,
+                    make_state)
+
+
 def setup(config, workdir: str) -> Experiment:
-  """Builds mesh, model, task, optimizer and the state: restored from workdir if it has a
+  """`plan` on the mesh of config.mesh, with the state: restored from workdir if it has a
   checkpoint, else initialised from config.init_from.path if set, else fresh."""
   validate.validate(config)
   mesh = sharding.make_mesh(config.mesh)
   rules = tuple(tuple(r) for r in config.sharding_rules)
   info = data.dataset_info(config.dataset)
   validate.check_against(config, info['num_classes'], sharding.batch_shards(mesh, rules))
-  model = models.build(config.model)
-  tx, schedule = optim.make_optimizer(config.optimizer, config.train.num_steps)
   ds = config.dataset
   input_shape = (sharding.batch_shards(mesh, rules), ds.num_frames, ds.crop_size, ds.crop_size, 3)
-  abstract, state_shardings, make_state = state_lib.plan_train_state(
-      model, tx, input_shape, mesh=mesh, rules=rules, seed=config.seed,
-      extra_input_shapes=_extra_input_shapes(config, model, input_shape))
-  ckpt = checkpoint.Checkpointer(
-      os.path.join(workdir_lib.absolute(workdir), 'checkpoints'),
+  exp = plan(config, mesh, input_shape)
+  _check_optional_keys(config, exp.extra_input_shapes)
+  exp.ckpt = checkpoint.Checkpointer(
+      os.path.join(saved_checkpoints.absolute(workdir), 'checkpoints'),
       every_steps=config.checkpoint.every_steps, keep=config.checkpoint.keep,
       model_config=config.model.to_dict(), optimizer_config=config.optimizer.to_dict())
-  state = ckpt.restore_latest(abstract)  # Resuming always wins over init_from.
-  if state is None:
-    state = make_state()
+  exp.state = exp.ckpt.restore_latest(exp.abstract_state)  # Resuming always wins over init_from.
+  if exp.state is None:
+    exp.state = exp.make_state()
     pretrained = config.get('init_from')
     if pretrained and pretrained.path:
       variables = init_from.load_init_variables(
-          pretrained, config.model, {'params': state.params, 'batch_stats': state.batch_stats},
-          input_shape[1:4])
-      state = state.replace(
-          params=jax.device_put(variables['params'], state_shardings.params),
-          batch_stats=jax.device_put(variables['batch_stats'], state_shardings.batch_stats))
-  return Experiment(mesh, rules, model, tasks.build_task(config), tx, schedule, state,
-                    state_shardings, sharding.batch_sharding(mesh, rules), ckpt)
+          pretrained, config.model,
+          {'params': exp.state.params, 'batch_stats': exp.state.batch_stats}, input_shape[1:4])
+      exp.state = exp.state.replace(
+          params=jax.device_put(variables['params'], exp.state_shardings.params),
+          batch_stats=jax.device_put(variables['batch_stats'], exp.state_shardings.batch_stats))
+  return exp
 
 
 def restore_for_eval(config, workdir: str) -> Experiment:
@@ -247,17 +272,16 @@ def run(config, workdir: str) -> dict:
   validate.validate(config)  # Before the workdir is created.
   with workdir_lock.hold(workdir):
     exp = setup(config, workdir)
-    eval_step = step.make_eval_step(exp.model, exp.task, **exp.step_kwargs())
+    eval_step = exp.eval_step()
     writer = metrics.MetricWriter(workdir, enabled=jax.process_index() == 0,
                                   resume_step=int(exp.state.step))
-    reconstructions = (visualize.EvalReconstructions(exp, config, workdir)
-                       if config.task == 'masked_video_modeling' else None)
+    outputs = evaluators.build(config.get('evals', exp.task.evals), exp, config, workdir)
 
     def evaluator(state, title: str, done: int) -> dict:
       results = evaluate(eval_step, state, config, exp.batch_sharding)
       _report_eval(title, done, results, writer, config.dataset.eval_split)
-      if reconstructions:  # WORKDIR/reconstructions/step_N.png
-        reconstructions.write(state, done)
+      for output in outputs:  # E.g. WORKDIR/reconstructions/step_N.png
+        output.write(state, done)
       return results
 
     trained = int(exp.state.step)
@@ -271,7 +295,7 @@ def run(config, workdir: str) -> dict:
       return (metrics.final_eval(workdir, trained)
               or evaluator(exp.state, 'Final evaluation', trained))
     if jax.process_index() == 0:  # The tools that take only --workdir read it back.
-      workdir_lib.save_config(config, workdir)
+      saved_config.save_config(config, workdir)
     try:
       state = _train(exp, config, writer, evaluator)
     except BaseException:
@@ -289,8 +313,7 @@ def _train(exp: Experiment, config, writer: metrics.MetricWriter, evaluator):
   state, ckpt, batch_sharding, ds = exp.state, exp.ckpt, exp.batch_sharding, config.dataset
   first = int(state.step)
   num_steps, train = config.train.num_steps, config.train
-  train_step = step.make_train_step(exp.model, exp.task, exp.tx, exp.schedule, seed=config.seed,
-                                    **exp.step_kwargs())
+  train_step = exp.train_step()
   log.info('Training %s on %s from step %d to %d on mesh %s', config.model.name, ds.name,
            first, num_steps, dict(exp.mesh.shape))
   train_batches = _prefetch(itertools.islice(data.make_train_iterator(

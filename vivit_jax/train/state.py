@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from vivit_jax import models
 from vivit_jax.train import sharding
 
 
@@ -24,12 +25,13 @@ def _init_fn(model: nn.Module, tx: optax.GradientTransformation, input_shape,
   """Returns rng -> boxed TrainState (params keep their nn.Partitioned logical names)."""
   extra = {k: jnp.zeros(s, jnp.float32) for k, s in (extra_input_shapes or {}).items()}
 
+  streams = models.rng_streams(model)
+
   def init(rng):
-    param_rng, dropout_rng, drop_path_rng, masking_rng = jax.random.split(rng, 4)
-    variables = model.init(
-        {'params': param_rng, 'dropout': dropout_rng, 'drop_path': drop_path_rng,
-         'masking': masking_rng},
-        jnp.zeros(input_shape, jnp.float32), train=False, **extra)
+    param_rng, *keys = jax.random.split(rng, 1 + len(models.RNG_STREAMS))
+    rngs = {n: k for n, k in zip(models.RNG_STREAMS, keys) if n in streams}
+    variables = model.init({'params': param_rng, **rngs}, jnp.zeros(input_shape, jnp.float32),
+                           train=False, **extra)
     params = variables['params']
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                       batch_stats=variables.get('batch_stats', {}), opt_state=tx.init(params))
@@ -63,14 +65,3 @@ def plan_train_state(model: nn.Module, tx: optax.GradientTransformation, input_s
 
   return abstract, shardings, make
 
-
-def create_train_state(model: nn.Module, tx: optax.GradientTransformation, input_shape, *,
-                       mesh, rules, seed: int):
-  """Initialises the state directly into its shardings (see `plan_train_state`).
-
-  Returns:
-    (state, state_shardings): plain arrays laid out on `mesh` by the logical `rules`.
-  """
-  _, shardings, make = plan_train_state(model, tx, input_shape, mesh=mesh, rules=rules,
-                                        seed=seed)
-  return make(), shardings

@@ -6,11 +6,8 @@ import optax
 
 from vivit_jax import models
 from vivit_jax.models import attention
+from vivit_jax.train import tasks
 from vivit_jax.train.state import TrainState
-
-RNG_STREAMS = ('dropout', 'drop_path', 'masking', 'augment')  # 'augment': task.prepare.
-EVAL_MASKING_SEED = 0  # Masks drawn in evaluation (masked video modeling) are fixed.
-
 
 # Bits of the step's `faults` metric: what went non-finite.
 NON_FINITE_LOSS, NON_FINITE_GRADS, NON_FINITE_UPDATE = 1, 2, 4
@@ -28,14 +25,28 @@ class RetraceError(RuntimeError):
   """The train step was traced (and compiled) again after its first call."""
 
 
+def _shapes(batch) -> dict:
+  return jax.tree.map(lambda x: (x.shape, x.dtype), batch)
+
+
 def _variables(params, batch_stats):
   return {'params': params, **({'batch_stats': batch_stats} if batch_stats else {})}
 
 
 def _model_kwargs(model: nn.Module, task, batch) -> dict:
-  """Keyword arguments of `model.apply` besides the video: the task's, and the batch's entries
-  the model takes (`models.extra_inputs`, e.g. two_stream's 'flow'); other keys are ignored."""
-  return {**task.model_kwargs(batch), **{k: batch[k] for k in models.extra_inputs(model)}}
+  """Keyword arguments of `model.apply` besides the video: the task's (`tasks.model_kwargs`),
+  and the batch's entries the model takes (`models.extra_inputs`, e.g. two_stream's 'flow');
+  other keys are ignored."""
+  return {**tasks.model_kwargs(task, batch), **{k: batch[k] for k in models.extra_inputs(model)}}
+
+
+def train_rngs(model: nn.Module, seed: int, step_number) -> tuple[dict, jax.Array]:
+  """(the model's `rngs` for the update of `step_number` (its models.rng_streams), the key of
+  `task.prepare`): one key per stream of models.RNG_STREAMS and one for the task, from `seed`."""
+  rng = jax.random.fold_in(jax.random.key(seed + 1), step_number)
+  *keys, augment = jax.random.split(rng, len(models.RNG_STREAMS) + 1)
+  streams = models.rng_streams(model)
+  return {n: k for n, k in zip(models.RNG_STREAMS, keys) if n in streams}, augment
 
 
 def make_train_step(model: nn.Module, task, tx: optax.GradientTransformation, schedule, *,
@@ -51,14 +62,9 @@ def make_train_step(model: nn.Module, task, tx: optax.GradientTransformation, sc
   The step compiles once: a call that traces it again (another batch shape or dtype, a state
   whose structure, dtypes or shardings changed) raises RetraceError.
   """
-  base_rng = jax.random.key(seed + 1)
-  traces = []
-
   def step(state: TrainState, batch):
-    traces.append(jax.tree.map(lambda x: (x.shape, x.dtype), batch))
-    rng = jax.random.fold_in(base_rng, state.step)
-    rngs = dict(zip(RNG_STREAMS, jax.random.split(rng, len(RNG_STREAMS))))
-    batch = task.prepare(batch, rngs.pop('augment'))
+    rngs, augment = train_rngs(model, seed, state.step)
+    batch = task.prepare(batch, augment)
 
     def loss_fn(params):
       outputs, mutated = model.apply(_variables(params, state.batch_stats), batch['video'],
@@ -86,25 +92,26 @@ def make_train_step(model: nn.Module, task, tx: optax.GradientTransformation, sc
     return new_state, metrics
 
   replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-  jitted = _with_rules(jax.jit(step, in_shardings=(state_shardings, batch_sharding),
-                                out_shardings=(state_shardings, replicated), donate_argnums=0),
-                        mesh, rules)
-
-  calls_traced = []  # Batch shapes of the calls that traced (`.lower` does not count).
+  jitted = jax.jit(step, in_shardings=(state_shardings, batch_sharding),
+                   out_shardings=(state_shardings, replicated), donate_argnums=0)
+  with_rules = _with_rules(jitted, mesh, rules)
+  first_batch = []  # The shapes and dtypes of the first call's batch, for the error.
+  # pylint: disable=protected-access
+  num_traces = jitted._cache_size  # Compiled variants: each call that traced added one.
 
   def compiled_once(state, batch):
-    before = len(traces)
-    out = jitted(state, batch)
-    calls_traced.extend(traces[before:])
-    if len(calls_traced) > 1:
-      raise RetraceError(f'The train step was traced {len(calls_traced)} times; it must compile '
-                         f'once. Batch shapes first {calls_traced[0]}, now {calls_traced[-1]}: '
+    out = with_rules(state, batch)
+    if not first_batch:
+      first_batch.append(_shapes(batch))
+    if num_traces() > 1:
+      raise RetraceError(f'The train step was traced {num_traces()} times; it must compile '
+                         f'once. Batch shapes first {first_batch[0]}, now {_shapes(batch)}: '
                          f'keep the batch shapes and dtypes fixed (drop_remainder) and the state '
                          f'as the step returns it.')
     return out
 
-  compiled_once.lower = jitted.lower  # AOT lowering, e.g. for vivit_jax.benchmarking.
-  compiled_once.num_traces = lambda: len(calls_traced)  # Calls that traced: 1 after any steps.
+  compiled_once.lower = with_rules.lower  # AOT lowering, e.g. for vivit_jax.benchmarking.
+  compiled_once.num_traces = num_traces  # 1 after any number of steps.
   return compiled_once
 
 
@@ -113,7 +120,7 @@ def make_eval_step(model: nn.Module, task, *, mesh, rules, state_shardings, batc
 
   def step(state: TrainState, batch):
     outputs = model.apply(_variables(state.params, state.batch_stats), batch['video'],
-                          train=False, rngs={'masking': jax.random.key(EVAL_MASKING_SEED)},
+                          train=False, rngs=models.eval_rngs(model),
                           **_model_kwargs(model, task, batch))
     return task.eval_outputs(outputs, batch)
 

@@ -2,10 +2,11 @@
 
 A task is chosen by `config.task` and used by the one train step and the evaluation loop:
   prepare(batch, rng) -> batch        batch-level training augmentation (in the jitted step)
-  model_kwargs(batch) -> dict         extra keyword arguments of `model.apply`
+  model_inputs                        batch key -> keyword of `model.apply` it feeds, if present
   loss(outputs, batch) -> (loss, metric sums {'<name>_sum', 'count'})
   eval_outputs(outputs, batch) -> dict (on device, replicated to every process)
   evaluator() -> host accumulator: add(eval outputs as numpy), result() -> {'eval/...': float}
+  evals                               names of train.evaluators run at each evaluation
 """
 import collections
 
@@ -107,6 +108,9 @@ class Classification:
   evaluation batches also carry 'video_id' (B,): views of one video are averaged.
   """
 
+  evals = ()
+  model_inputs = {}
+
   def __init__(self, num_classes: int, label_smoothing: float = 0.0, mixup_alpha: float = 0.0,
                cutmix_alpha: float = 0.0, mixup_switch_prob: float = 0.5):
     self.num_classes = num_classes
@@ -121,10 +125,6 @@ class Classification:
     """Adds 'targets' (B, K): smoothed one-hot labels, mixed with the video if configured."""
     video, targets = mixup.mix(rng, batch['video'], self._targets(batch['label']), **self.mix)
     return {**batch, 'video': video, 'targets': targets}
-
-  def model_kwargs(self, batch):
-    del batch
-    return {}
 
   def loss(self, logits, batch):
     """Returns (mean loss, metric sums): `*_sum` weighted by the mask, `count` its sum."""
@@ -163,13 +163,12 @@ class MaskedVideoModeling:
   the model flags it as invalid under jit (its own 'loss' NaN), the loss is NaN too, so the train
   step skips the update instead of training on a wrong mask.
   """
+  evals = ('reconstructions',)  # WORKDIR/reconstructions/step_N.png at each evaluation.
+  model_inputs = {'cube_mask': 'mask'}  # An explicit mask replaces the model's random one.
 
   def prepare(self, batch, rng):
     del rng
     return batch
-
-  def model_kwargs(self, batch):
-    return {'mask': batch['cube_mask']} if 'cube_mask' in batch else {}
 
   def loss(self, outputs, batch):
     diff = outputs['pred'].astype(jnp.float32) - outputs['target'].astype(jnp.float32)
@@ -185,6 +184,11 @@ class MaskedVideoModeling:
 
   def evaluator(self):
     return SumEvaluator()
+
+
+def model_kwargs(task, batch: dict) -> dict:
+  """The keyword arguments of `model.apply` that `task` feeds from `batch` (its model_inputs)."""
+  return {keyword: batch[key] for key, keyword in task.model_inputs.items() if key in batch}
 
 
 def build_task(config):

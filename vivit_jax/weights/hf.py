@@ -12,6 +12,8 @@ import ml_collections
 import numpy as np
 
 from vivit_jax.models import layers
+from vivit_jax.weights import resnet2d
+from vivit_jax.weights.tensors import Tensors, check_supported
 
 Params = dict[str, Any]
 # Hugging Face TimesformerConfig defaults, for fields a config.json leaves out.
@@ -35,50 +37,6 @@ VIDEOMAE_DEFAULTS = dict(
     norm_pix_loss=True)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # transformers' IMAGENET_DEFAULT_MEAN / _STD.
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class Tensors:
-  """A checkpoint's named arrays, each taken once; `check_all_taken` reports any left over.
-
-  A `prefix` (the base model's name inside a task model, e.g. 'timesformer.') is stripped.
-  """
-
-  def __init__(self, arrays: dict[str, np.ndarray], path: str, prefix: str):
-    self.path = path
-    self._arrays = {k.removeprefix(prefix): v for k, v in arrays.items()}
-
-  def __contains__(self, name: str) -> bool:
-    return name in self._arrays
-
-  def names(self) -> list[str]:
-    """The names not yet taken."""
-    return list(self._arrays)
-
-  def shape(self, name: str) -> tuple[int, ...]:
-    return tuple(int(n) for n in self._arrays[name].shape)
-
-  def take(self, name: str) -> np.ndarray:
-    if name not in self._arrays:
-      raise ValueError(f"{self.path} has no tensor '{name}': not a checkpoint of the model its "
-                       f"config.json describes.")
-    return self._arrays.pop(name)
-
-  def linear(self, name: str) -> Params:
-    """torch Linear `name` (out, in) -> nn.Dense params, kernel (in, out)."""
-    return {'kernel': self.take(f'{name}.weight').T, 'bias': self.take(f'{name}.bias')}
-
-  def layer_norm(self, name: str) -> Params:
-    return {'scale': self.take(f'{name}.weight'), 'bias': self.take(f'{name}.bias')}
-
-  def attention_out(self, name: str, heads: int) -> Params:
-    """torch Linear `name` (D, heads * hd) -> layers.Attention 'out' params, kernel (heads, hd, D)."""
-    out = self.linear(name)
-    return {'kernel': out['kernel'].reshape(heads, -1, out['bias'].shape[0]), 'bias': out['bias']}
-
-  def check_all_taken(self):
-    if self._arrays:
-      raise ValueError(f'{self.path}: {len(self._arrays)} tensors have no place in the model, '
-                       f'e.g. {sorted(self._arrays)[:5]}.')
 
 
 def load_pretrained(path: str) -> tuple[ml_collections.ConfigDict, dict[str, Params]]:
@@ -137,13 +95,6 @@ def _vit_params(tensors: Tensors, num_layers: int, block: Callable[[int], Params
   return params
 
 
-def _check_supported(path: str, checks: tuple[tuple[str, Any, bool], ...], supported: str):
-  """Raises ValueError for the first (config.json field, value, ok) that is not ok."""
-  for field, value, ok in checks:
-    if not ok:
-      raise ValueError(f'config.json of {path}: {field}={value!r} is not supported ({supported}).')
-
-
 def _common_config(hf: dict[str, Any], num_classes: int) -> dict[str, Any]:
   """config.model fields shared by the ViT-style HF video models."""
   return dict(num_classes=num_classes, hidden_size=hf['hidden_size'],
@@ -167,7 +118,7 @@ def _vivit(hf_config: dict[str, Any], tensors: Tensors) -> tuple[ml_collections.
   """
   hf = {**VIVIT_DEFAULTS, **hf_config}
   width, heads = hf['hidden_size'], hf['num_attention_heads']
-  _check_supported(tensors.path, (
+  check_supported(tensors.path, (
       ('hidden_act', hf['hidden_act'], hf['hidden_act'] in layers.ACTIVATIONS),
       ('head_dim', hf.get('head_dim'), hf.get('head_dim', width // heads) * heads == width)),
       f"hidden_act one of {', '.join(layers.ACTIVATIONS)}; head_dim = hidden_size / heads")
@@ -201,7 +152,7 @@ def _timesformer(hf_config: dict[str, Any],
                  tensors: Tensors) -> tuple[ml_collections.ConfigDict, Params]:
   """TimesformerModel / TimesformerForVideoClassification -> timesformer.TimeSformer."""
   hf = {**TIMESFORMER_DEFAULTS, **hf_config}
-  _check_supported(tensors.path, (
+  check_supported(tensors.path, (
       ('attention_type', hf['attention_type'], hf['attention_type'] == 'divided_space_time'),
       ('hidden_act', hf['hidden_act'], hf['hidden_act'] in layers.ACTIVATIONS),
       ('image_size', hf['image_size'], isinstance(hf['image_size'], int)),
@@ -253,7 +204,7 @@ def _videomae(hf_config: dict[str, Any],
   hf = {**VIDEOMAE_DEFAULTS, **hf_config}
   qv_bias = bool(hf.get('qv_bias', hf.get('qkv_bias', True)))
   size, patch = hf['image_size'], hf['patch_size']
-  _check_supported(tensors.path, (
+  check_supported(tensors.path, (
       ('hidden_act', hf['hidden_act'], hf['hidden_act'] in layers.ACTIVATIONS),
       ('patch_size', patch, isinstance(patch, int) or (
           isinstance(patch, (list, tuple)) and len(set(patch)) == 1)),
@@ -329,7 +280,6 @@ def _resnet(hf_config: dict[str, Any],
             tensors: Tensors) -> tuple[ml_collections.ConfigDict, Params]:
   """ResNetModel / ResNetForImageClassification -> 'resnet2d' {'params', 'batch_stats'}
   (weights/resnet2d.py)."""
-  from vivit_jax.weights import resnet2d  # pylint: disable=import-outside-toplevel
   return resnet2d.from_hf(hf_config, tensors)
 
 

@@ -7,7 +7,7 @@
     'resnet': a 2D ResNet);
   a torchvision ResNet state dict saved as one `.safetensors` file (weights/resnet2d.py);
   an Orbax checkpoint: a vivit_jax workdir (the latest step of its `checkpoints/`) or the output
-    of tools/convert_checkpoint.py (`save_params`).
+    of tools/convert_checkpoint.py (`saved.checkpoints.save_params`).
 A source holds one model (`name`); it initialises a model of that name, or a model that fine-tunes
 it (`FINE_TUNES`: a VideoMAE pre-training checkpoint initialises the 'videomae' classifier with its
 encoder, the decoder dropped), or, for a 2D ResNet, a 'resnet3d' by inflation (weights/inflate.py;
@@ -20,23 +20,20 @@ config.model.scan_layers (models/scan.py), so every source fits either layout.
 import json
 import logging
 import os
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
-import jax
 import ml_collections
 import numpy as np
-import orbax.checkpoint as ocp
 from flax import traverse_util
 from tensorflow.io import gfile
 
 from vivit_jax.models import scan, videomae
-from vivit_jax.train import checkpoint, workdir as workdir_lib
+from vivit_jax.saved import checkpoints
 from vivit_jax.weights import hf, inflate, resnet2d, vit
 
 log = logging.getLogger('vivit_jax')
 Params = dict[str, Any]
 Variables = dict[str, Params]
-_ITEMS = dict(state=ocp.StandardCheckpointHandler, meta=ocp.JsonCheckpointHandler)
 # (source model name, fine-tuned model name) -> (source params, fine-tuned model config) -> params.
 FINE_TUNES = {('videomae_pretrain', 'videomae'): videomae.encoder_params}
 
@@ -52,7 +49,7 @@ def source_kind(path: str) -> str:
     return 'torchvision'
   if not gfile.isdir(path):
     raise FileNotFoundError(f'config.init_from.path={path} does not exist.')
-  if _checkpoint_dir(path):  # Before config.json: a vivit_jax workdir saves one too.
+  if checkpoints.checkpoint_dir(path):  # Before config.json: a vivit_jax workdir saves one too.
     return 'orbax'
   config_path = os.path.join(path, 'config.json')
   if gfile.exists(config_path):
@@ -67,49 +64,6 @@ def source_kind(path: str) -> str:
   raise ValueError(f'config.init_from.path={path} is neither a Hugging Face save_pretrained '
                    f'directory (config.json), an image ViT .npz, a vivit_jax workdir nor an Orbax '
                    f'checkpoint written by tools/convert_checkpoint.py.')
-
-
-def _checkpoint_dir(path: str) -> Optional[str]:
-  """The Orbax step directory parent in `path` (a workdir's `checkpoints/` or `path`), if any;
-  any tf.io.gfile path (local or a bucket)."""
-  for directory in (os.path.join(path, 'checkpoints'), path):
-    if gfile.isdir(directory) and any(
-        n.rstrip('/').isdigit() and gfile.isdir(os.path.join(directory, n))
-        for n in gfile.listdir(directory)):
-      return directory
-  return None
-
-
-def _manager(directory: str) -> ocp.CheckpointManager:
-  return ocp.CheckpointManager(workdir_lib.absolute(directory),
-                               item_handlers={k: h() for k, h in _ITEMS.items()})
-
-
-def save_params(directory: str, params: Params, model_config: dict):
-  """Writes `params` and `model_config` as the Orbax checkpoint `directory`/0 (items 'state' =
-  {'params': params} and 'meta', as in a workdir's checkpoints), for config.init_from.path."""
-  manager = _manager(directory)
-  meta = {'model_config': model_config, 'param_shapes': checkpoint.shapes(params)}
-  manager.save(0, args=ocp.args.Composite(state=ocp.args.StandardSave({'params': params}),
-                                           meta=ocp.args.JsonSave(meta)))
-  manager.wait_until_finished()
-  manager.close()
-
-
-def restore_params(path: str) -> tuple[dict, Params]:
-  """(model_config dict, numpy params) of the latest Orbax checkpoint in `path` (a workdir or a
-  `save_params` directory)."""
-  directory = _checkpoint_dir(path)
-  if directory is None:
-    raise FileNotFoundError(f'No Orbax checkpoint in {path} or {path}/checkpoints.')
-  manager = _manager(directory)
-  step = manager.latest_step()
-  tree = manager.item_metadata(step)['state'].tree
-  abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), tree)
-  restored = manager.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
-  manager.close()
-  return restored.meta['model_config'], restored.state['params']
 
 
 def merge_params(fresh: Params, loaded: Params, *, load_head: bool, source: str,
@@ -179,7 +133,7 @@ def load_init_variables(init_from: ml_collections.ConfigDict,
     saved, loaded = hf.load_pretrained(path) if kind == 'hf' else resnet2d.read_torchvision(path)
     saved = saved.to_dict()
   else:
-    saved, params = restore_params(path)
+    saved, params = checkpoints.restore_params(path)
     loaded = {'params': scan.unstack(params)}
   if saved is not None and saved['name'] != model_config.name:
     if (saved['name'], model_config.name) == ('resnet2d', 'resnet3d'):
@@ -208,11 +162,3 @@ def load_init_variables(init_from: ml_collections.ConfigDict,
            len(left_fresh), total, path, kind, len(left_fresh),
            f' (e.g. {", ".join(left_fresh[:4])})' if left_fresh else '')
   return scan.stack(variables) if model_config.get('scan_layers', False) else variables
-
-
-def load_init_params(init_from: ml_collections.ConfigDict,
-                     model_config: ml_collections.ConfigDict, fresh_params: Params,
-                     video_shape: Sequence[int]) -> Params:
-  """The params of `load_init_variables` for a model without batch statistics."""
-  return load_init_variables(init_from, model_config, {'params': fresh_params},
-                             video_shape)['params']

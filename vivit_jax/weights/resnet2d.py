@@ -26,7 +26,7 @@ import numpy as np
 from flax import traverse_util
 
 from vivit_jax.models import resnet
-from vivit_jax.weights import hf
+from vivit_jax.weights.tensors import Tensors, check_supported
 
 Variables = dict[str, Any]
 # Hugging Face ResNetConfig defaults, for fields a config.json leaves out.
@@ -82,7 +82,7 @@ def _leaves(module: tuple[str, ...], torch_name: str) -> dict[tuple[str, str], t
           ('batch_stats', 'var'): (f'{torch_name}.running_var', np.asarray)}
 
 
-def _read(tensors: hf.Tensors, depth: int, base_width: int, num_classes: int,
+def _read(tensors: Tensors, depth: int, base_width: int, num_classes: int,
           name: Callable[[tuple[str, ...]], str]) -> Variables:
   """ResNet2D(depth, base_width, num_classes) variables from `tensors` named by `name`.
 
@@ -138,7 +138,7 @@ def read_torchvision(path: str) -> tuple[ml_collections.ConfigDict, Variables]:
   blocks, conv3 for bottlenecks); num_classes from fc (0, the pooled features, without fc).
   """
   from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
-  tensors = hf.Tensors(load_file(path), path, prefix='')
+  tensors = Tensors(load_file(path), path, prefix='')
   if 'conv1.weight' not in tensors:
     raise ValueError(f"{path} has no 'conv1.weight': not a torchvision ResNet state dict.")
   kind = 'bottleneck' if 'layer1.0.conv3.weight' in tensors else 'basic'
@@ -153,7 +153,7 @@ def read_torchvision(path: str) -> tuple[ml_collections.ConfigDict, Variables]:
 
 
 def from_hf(hf_config: dict[str, Any],
-            tensors: hf.Tensors) -> tuple[ml_collections.ConfigDict, Variables]:
+            tensors: Tensors) -> tuple[ml_collections.ConfigDict, Variables]:
   """Hugging Face ResNetModel (num_classes 0: pooled features) or ResNetForImageClassification
   config.json + tensors -> ('resnet2d' config, {'params', 'batch_stats'}).
 
@@ -165,7 +165,7 @@ def from_hf(hf_config: dict[str, Any],
   kind, width = cfg['layer_type'], cfg['embedding_size']
   expansion = resnet.BLOCKS[kind].EXPANSION if kind in resnet.BLOCKS else 1
   widths = [width * 2 ** s * expansion for s in range(resnet.NUM_STAGES)]
-  hf._check_supported(tensors.path, (  # pylint: disable=protected-access
+  check_supported(tensors.path, (
       ('layer_type', kind, kind in resnet.BLOCKS),
       ('hidden_act', cfg['hidden_act'], cfg['hidden_act'] == 'relu'),
       ('downsample_in_bottleneck', cfg['downsample_in_bottleneck'],

@@ -29,7 +29,7 @@ from tensorflow.io import gfile
 
 from vivit_jax import models
 from vivit_jax.models import embed
-from vivit_jax.weights import hf
+from vivit_jax.weights.tensors import Tensors
 
 log = logging.getLogger('vivit_jax')
 Params = dict[str, Any]
@@ -110,7 +110,7 @@ def _read_hf(path: str) -> ImageViT:
     raise ValueError(f"{config_path}: model_type '{config.get('model_type')}' is not an image ViT "
                      f"(model_type 'vit'); pass a ViTModel or ViTForImageClassification directory.")
   from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
-  tensors = hf.Tensors(load_file(weights_path), weights_path, prefix='vit.')
+  tensors = Tensors(load_file(weights_path), weights_path, prefix='vit.')
   heads = config['num_attention_heads']
 
   def dense(name: str, kernel_shape: Sequence[int], bias_shape: Sequence[int]) -> Params:
@@ -147,8 +147,8 @@ def _read_hf(path: str) -> ImageViT:
   return ImageViT(params, config['hidden_act'], float(config['layer_norm_eps']), path)
 
 
-class _NpzArrays(hf.Tensors):
-  """hf.Tensors of an .npz, whose missing keys mean a layout this reader does not know."""
+class _NpzArrays(Tensors):
+  """Tensors of an .npz, whose missing keys mean a layout this reader does not know."""
 
   def take(self, name: str) -> np.ndarray:
     if name not in self:
@@ -204,7 +204,7 @@ def _read_npz(path: str) -> ImageViT:
   return ImageViT(params, NPZ_ACTIVATION, NPZ_LAYER_NORM_EPS, path)
 
 
-def _drop(tensors: hf.Tensors, names: Sequence[str]):
+def _drop(tensors: Tensors, names: Sequence[str]):
   """Takes and discards the `names` present (parts no video model uses), logging them."""
   dropped = [n for n in names if n in tensors]
   for name in dropped:

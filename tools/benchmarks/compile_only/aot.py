@@ -199,7 +199,7 @@ def lower_train_step(config, batch_size: int, device_, lowering_platforms=None):
   ds = config.dataset
   video_shape = (batch_size, ds.num_frames, ds.crop_size, ds.crop_size, 3)
   built = train_step.build(config, video_shape, devices)
-  return built.run.lower(built.abstract_state, built.abstract_batch(video_shape),
+  return built.run.lower(built.exp.abstract_state, built.abstract_batch(video_shape),
                          lowering_platforms=lowering_platforms)
 
 

@@ -53,8 +53,8 @@ def _train_step(config, batch_size: int, device=None):
   (common.train_step), one random batch of `batch_size` on that device)."""
   built = train_step.build(config, (batch_size, *clip_shape(config), 3),
                            [device or jax.devices()[0]])
-  batch = random_batch(config, batch_size, built.extra_input_shapes)
-  return built, sharding.put_batch(batch, built.batch_sharding)
+  batch = random_batch(config, batch_size, built.exp.extra_input_shapes)
+  return built, sharding.put_batch(batch, built.exp.batch_sharding)
 
 
 def _phase_fns(model, task, mesh, rules, seed: int):
@@ -63,10 +63,8 @@ def _phase_fns(model, task, mesh, rules, seed: int):
   step's RNG streams, `task.loss`), without the optimizer update, clipping, finite check and
   metrics; under the step's mesh, logical-axis rules and attention kernels."""
   def loss(params, batch_stats, batch):
-    streams = step.RNG_STREAMS
-    rng = jax.random.fold_in(jax.random.key(seed + 1), 0)  # The first step's (make_train_step).
-    rngs = dict(zip(streams, jax.random.split(rng, len(streams))))
-    batch = task.prepare(batch, rngs.pop('augment'))
+    rngs, augment = step.train_rngs(model, seed, 0)  # The first step's.
+    batch = task.prepare(batch, augment)
     # pylint: disable=protected-access
     outputs, _ = model.apply(step._variables(params, batch_stats), batch['video'], train=True,
                              rngs=rngs, mutable=['batch_stats'],
@@ -94,8 +92,8 @@ def compile_phases(config, compiled: 'Compiled', device=None) -> Phases:
   """`Phases` of `config` at the batch of `compiled` (its train step, on the same device), timed
   against the HF peer's forward and forward + backward (speed.harness)."""
   built = train_step.build(config, compiled.batch['video'].shape, [device or jax.devices()[0]])
-  forward, forward_backward = _phase_fns(built.model, built.task, built.mesh, built.rules,
-                                         config.seed)
+  exp = built.exp
+  forward, forward_backward = _phase_fns(exp.model, exp.task, exp.mesh, exp.rules, config.seed)
   state = compiled.state
   start = time.perf_counter()
   fns = [f.lower(state.params, state.batch_stats, compiled.batch).compile()
@@ -122,7 +120,7 @@ def model_train_flops(config, batch_size: int) -> tuple[float, str]:
   counting = config.copy_and_resolve_references()
   counting.model = flops.counting_config(config.model)
   built, batch = _train_step(counting, batch_size, jax.devices('cpu')[0])
-  counted = flops.cost_flops(built.run.lower(built.abstract_state, batch))
+  counted = flops.cost_flops(built.run.lower(built.exp.abstract_state, batch))
   if counted is not None:
     return counted, 'xla-cpu'
   analytic = flops.analytic_flops(config.model, clip_shape(config))
@@ -134,7 +132,7 @@ def compile_train_step(config, batch_size: int, device=None, count_flops: bool =
   compiled for batches of `batch_size`; the state initialised on that device; train_flops None
   unless `count_flops`."""
   built, batch = _train_step(config, batch_size, device)
-  state = built.make_state()
+  state = built.exp.make_state()
   start = time.perf_counter()
   compiled = built.run.lower(state, batch).compile()
   compile_s = time.perf_counter() - start
@@ -228,7 +226,7 @@ def fits(config, batch_size: int) -> bool:
 def compiled_bytes(config, batch_size: int, device=None) -> int | None:
   """memory_bytes of the train step of `config` compiled (not run) for `batch_size`."""
   built, batch = _train_step(config, batch_size, device)
-  return memory_bytes(built.run.lower(built.abstract_state, batch).compile().memory_analysis())
+  return memory_bytes(built.run.lower(built.exp.abstract_state, batch).compile().memory_analysis())
 
 
 def device_capacity(device=None) -> int | None:

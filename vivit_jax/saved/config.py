@@ -4,7 +4,7 @@ take only `--workdir` (`vivit_jax.evaluate`, `vivit_jax.predict`) read it back.
 `define_config_flag()` gives such a tool a `--config` flag whose default is the config saved in
 the `--workdir` of its command line, so `--config.a.b=value` overrides apply to it; a workdir
 trained before configs were saved takes `--config=configs/X.py` (the config it was trained with).
-This file is also a config file: `--config=vivit_jax/train/workdir.py:WORKDIR`.
+This file is also a config file: `--config=vivit_jax/saved/config.py:WORKDIR`.
 A workdir may be any tf.io.gfile path: a local directory or a bucket (gs://BUCKET/runs/NAME).
 """
 import json
@@ -13,13 +13,9 @@ import sys
 
 import ml_collections
 import tensorflow as tf
+from absl import flags
 
 CONFIG_FILE = 'config.json'
-
-
-def absolute(path: str) -> str:
-  """`path` made absolute if local; a URL (gs://BUCKET/..., any scheme://) as it is."""
-  return path if '://' in path else os.path.abspath(path)
 
 
 def save_config(config, workdir: str) -> str:
@@ -56,27 +52,24 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
 
 
 def get_config(workdir: str):
-  """The config-file entry point (`--config=vivit_jax/train/workdir.py:WORKDIR`)."""
+  """The config-file entry point (`--config=vivit_jax/saved/config.py:WORKDIR`)."""
   return load_config(workdir)
 
 
-def flag_value(name: str, argv: list[str]) -> str | None:
-  """The value of --name=V or --name V on `argv`, or None."""
-  for i, arg in enumerate(argv):
-    for prefix in (f'--{name}', f'-{name}'):
-      if arg.startswith(prefix + '='):
-        return arg[len(prefix) + 1:]
-      if arg == prefix and i + 1 < len(argv):
-        return argv[i + 1]
-  return None
+def flag_on_argv(name: str, argv: list[str]) -> str | None:
+  """The value of the string flag --name on `argv` (absl syntax), or None; other flags, defined
+  or not, are left alone. Lets a flag's default depend on another flag of the same command."""
+  probe = flags.FlagValues()
+  flags.DEFINE_string(name, None, '', flag_values=probe)
+  probe(list(argv), known_only=True)
+  return probe[name].value
 
 
 def define_config_flag(argv: list[str] | None = None):
   """Defines --config: by default the config saved in the --workdir named on `argv` (sys.argv);
   read it through `flag_config`."""
   from ml_collections import config_flags
-  argv = sys.argv if argv is None else argv
-  workdir = flag_value('workdir', argv)
+  workdir = flag_on_argv('workdir', sys.argv if argv is None else argv)
   default = f'{os.path.abspath(__file__)}:{workdir}' if workdir else None
   return config_flags.DEFINE_config_file(
       'config', default, 'Config file the workdir was trained with (default: its config.json).')
@@ -85,7 +78,6 @@ def define_config_flag(argv: list[str] | None = None):
 def define_workdir_flags() -> dict:
   """A tool's --workdir (required) and --config (default: that workdir's saved config) flags:
   {'workdir': holder, 'config': holder}."""
-  from absl import flags
   workdir = flags.DEFINE_string('workdir', None, 'Workdir holding the checkpoint and config.json.')
   flags.mark_flags_as_required(['workdir'])
   return {'workdir': workdir, 'config': define_config_flag()}
