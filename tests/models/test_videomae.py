@@ -256,7 +256,7 @@ def test_remat_keeps_loss_and_gradients():
   """Remat of the encoder and the decoder (the classifier builds the same encoder): one 8 x 8
   clip of 2 frames, 4 cubes of which 1 is visible; 2 encoder blocks with drop path, 1 decoder."""
   build = functools.partial(_pretrain, hidden_size=8, num_heads=2, mlp_dim=16, num_layers=2,
-                            stochastic_depth=0.2, dropout_rate=0.1, decoder_hidden_size=8,
+                            stochastic_depth=0.2, decoder_hidden_size=8,
                             decoder_mlp_dim=16, decoder_num_layers=1)
   video = _video((1, 2, 8, 8, 3))
   assert_remat_keeps_loss_and_gradients(build, _init(build(), video)['params'], video,
