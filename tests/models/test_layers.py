@@ -1,5 +1,5 @@
-"""Shared blocks against float64 numpy references: attention, MLP, DropPath, Encoder."""
-import functools
+"""Shared layers against float64 numpy references: attention, MLP, DropPath; q/k/v biases and the
+classifier head."""
 import math
 
 import flax.linen as nn
@@ -8,8 +8,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tests.helpers import (assert_remat_keeps_loss_and_gradients, assert_scan_equals_unrolled,
-                           loss_and_grads)
 from vivit_jax.models import layers
 
 
@@ -107,60 +105,40 @@ def test_drop_path():
   np.testing.assert_allclose(y.mean(axis=0), x[0], rtol=0.03)
 
 
-def drop_path_rates(encoder: nn.Module, x: jax.Array) -> list:
-  """The DropPath rates `encoder` creates on tokens x (B, N, D), in call order."""
-  rates = []
-
-  def record(next_fun, args, kwargs, context):
-    if isinstance(context.module, layers.DropPath):
-      rates.append(context.module.rate)
-    return next_fun(*args, **kwargs)
-
-  with nn.intercept_methods(record):
-    jax.eval_shape(lambda: encoder.init(jax.random.key(0), x, train=False))
-  return rates
-
-
-def test_encoder_drop_path_rates_are_linear():
-  encoder = layers.Encoder(num_layers=3, num_heads=2, mlp_dim=16, dropout_rate=0.0,
-                           attention_dropout_rate=0.0, stochastic_depth=0.2,
-                           attention_impl='xla', dtype=jnp.float32, param_dtype=jnp.float32)
-  np.testing.assert_allclose(drop_path_rates(encoder, jnp.ones((2, 3, 8))),
-                             [0.0, 0.0, 0.1, 0.1, 0.2, 0.2])
-
-
 def test_auto_attention_equals_xla(attention_case):
   x, variables, expected = attention_case
   np.testing.assert_array_equal(_attention(impl='auto').apply(variables, x, train=False),
                                 _attention(impl='xla').apply(variables, x, train=False))
 
 
-def _encoder(**fields):
-  return layers.Encoder(num_layers=3, num_heads=2, mlp_dim=32, dropout_rate=0.1,
-                        attention_dropout_rate=0.0, stochastic_depth=0.2, attention_impl='xla',
-                        dtype=jnp.float32, param_dtype=jnp.float32, **fields)
+@pytest.mark.parametrize('qkv_bias', list(layers.QKV_BIASES))
+def test_qkv_bias_names_the_projections_with_a_bias(qkv_bias):
+  attention = layers.Attention(num_heads=2, dropout_rate=0.0, attention_impl='xla',
+                               dtype=jnp.float32, param_dtype=jnp.float32, qkv_bias=qkv_bias)
+  params = nn.unbox(jax.eval_shape(lambda: attention.init(
+      jax.random.key(0), jnp.ones((1, 3, 8)), train=False)))['params']
+  assert [n for n in ('query', 'key', 'value') if 'bias' in params[n]] == list(
+      layers.QKV_BIASES[qkv_bias])
+  assert 'bias' in params['out']
 
 
-@pytest.mark.slow
-def test_remat_keeps_loss_and_gradients_and_changes_the_program():
-  x = jnp.asarray(np.random.default_rng(0).normal(size=(4, 6, 16)), jnp.float32)
-  params = nn.unbox(_encoder().init(jax.random.key(0), x, train=False))['params']
-  assert_remat_keeps_loss_and_gradients(_encoder, params, x)
-  barriers = {}
-  for remat in ('none', 'full'):
-    encoder = _encoder(remat=remat)
-    hlo = jax.jit(jax.grad(lambda p: jnp.sum(encoder.apply({'params': p}, x, train=False)))
-                  ).lower(params).as_text()
-    barriers[remat] = hlo.count('opt-barrier') + hlo.count('optimization_barrier')
-  assert barriers['none'] == 0 < barriers['full']  # Remat's recompute barriers.
+def test_classifier_head_zero_init_and_features_without_classes():
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 8)), jnp.bfloat16)
 
+  class Head(nn.Module):
+    num_classes: int
 
-def test_scanned_encoder_equals_unrolled():
-  x = jnp.asarray(np.random.default_rng(0).normal(size=(4, 6, 16)), jnp.float32)
-  params = nn.unbox(_encoder().init(jax.random.key(0), x, train=False))['params']
-  build = functools.partial(_encoder, remat='dots')
-  stacked = assert_scan_equals_unrolled(build, params, x)
-  assert stacked['blocks']['mlp']['fc1']['kernel'].shape == (3, 16, 32)
-  # Training: same stochastic-depth rates per layer (the drop pattern itself may differ).
-  loss, _ = loss_and_grads(build(scan_layers=True), stacked, x)
-  assert np.isfinite(loss)
+    @nn.compact
+    def __call__(self, features):
+      return layers.classifier_head(features, self.num_classes, jnp.bfloat16, jnp.float32)
+
+  variables = nn.unbox(Head(3).init(jax.random.key(0), x))
+  head = variables['params']['head']
+  assert head['kernel'].shape == (8, 3) and head['kernel'].dtype == jnp.float32
+  assert not np.any(head['kernel']) and not np.any(head['bias'])
+  logits = Head(3).apply(jax.tree.map(lambda a: a + 0.5, variables), x)
+  assert logits.shape == (2, 3) and logits.dtype == jnp.float32 and np.abs(logits).max() > 0.1
+  assert Head(0).init(jax.random.key(0), x) == {}
+  features = Head(0).apply({}, x)
+  assert features.dtype == jnp.float32
+  np.testing.assert_array_equal(features, np.asarray(x, np.float32))

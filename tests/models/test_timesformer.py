@@ -66,7 +66,7 @@ def test_features_without_classes():
 
 
 def test_parameters_are_logically_partitioned():
-  abstract = _abstract_init(models.build(_config(qkv_bias=False)), _video())
+  abstract = _abstract_init(models.build(_config(qkv_bias='none')), _video())
   leaves = jax.tree.leaves(abstract, is_leaf=lambda x: isinstance(x, nn.Partitioned))
   assert leaves and all(isinstance(p, nn.Partitioned) for p in leaves)
   assert all(len(p.names) == p.value.ndim for p in leaves)

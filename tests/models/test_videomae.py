@@ -1,4 +1,4 @@
-"""VideoMAE: masks, decoder masking, targets, learning, encoder sharing, remat and
+"""VideoMAE: the model's masks, decoder masking, targets, learning, encoder sharing, remat and
 scan_layers, config errors."""
 import functools
 
@@ -81,27 +81,6 @@ def _runner(decoder_mask_ratio: float = 0.0):
 
 def _tube(seed: int, batch: int = 2, ratio: float = 0.75):
   return masking.tube_mask(jax.random.key(seed), batch, GRID, ratio)
-
-
-def test_tube_mask_is_tiled_over_time_with_exact_count():
-  grid, ratio = (4, 5, 6), 0.9
-  mask = np.asarray(masking.tube_mask(jax.random.key(0), 8, grid, ratio))
-  assert mask.shape == (8, 120) and mask.dtype == bool
-  per_frame = mask.reshape(8, 4, 30)
-  assert (per_frame == per_frame[:, :1]).all()  # The same spatial mask at every time step.
-  assert (per_frame.sum(2) == round(0.9 * 30)).all()  # 27 per frame, every example.
-  assert len({row.tobytes() for row in per_frame[:, 0]}) == 8  # Examples differ.
-  np.testing.assert_array_equal(mask, masking.tube_mask(jax.random.key(0), 8, grid, ratio))
-  assert not np.array_equal(mask, masking.tube_mask(jax.random.key(1), 8, grid, ratio))
-  assert masking.num_masked('tube', ratio, grid) == 4 * 27
-
-
-def test_random_mask_count_and_not_tubes():
-  mask = np.asarray(masking.random_mask(jax.random.key(0), 4, (4, 5, 6), 0.6))
-  assert (mask.sum(1) == round(0.6 * 120)).all()
-  per_frame = mask.reshape(4, 4, 30)
-  assert not (per_frame == per_frame[:, :1]).all()
-  assert masking.num_masked('random', 0.6, (4, 5, 6)) == 72
 
 
 def test_model_draws_masks_from_masking_rng():
@@ -264,27 +243,30 @@ def test_classifier_features_dropout_and_partitioning():
 
 
 def _two_layers(pretrain: bool):
-  """(build(**fields), loss, output) for the 2-layer classifier or pre-training model (2-layer
-  decoder), with drop path on; loss and output pick the numbers to compare."""
+  """(build(**fields), output) for the 2-layer classifier or pre-training model (2-layer
+  decoder), with drop path on; output picks the numbers to compare."""
   fields = dict(num_layers=2, stochastic_depth=0.2)
   if pretrain:
-    return (functools.partial(_pretrain, decoder_num_layers=2, **fields), lambda out: out['loss'],
+    return (functools.partial(_pretrain, decoder_num_layers=2, **fields),
             lambda out: (out['pred'], out['pred_index']))
-  return functools.partial(_classifier, **fields), None, None
+  return functools.partial(_classifier, **fields), None
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize('pretrain', [False, True])
-def test_remat_keeps_loss_and_gradients(pretrain):
-  build, loss, _ = _two_layers(pretrain)
-  video = _video()
-  assert_remat_keeps_loss_and_gradients(build, _init(build(), video)['params'], video, loss)
+def test_remat_keeps_loss_and_gradients():
+  """Remat of the encoder and the decoder (the classifier builds the same encoder): one 8 x 8
+  clip of 2 frames, 4 cubes of which 1 is visible; 2 encoder blocks with drop path, 1 decoder."""
+  build = functools.partial(_pretrain, hidden_size=8, num_heads=2, mlp_dim=16, num_layers=2,
+                            stochastic_depth=0.2, decoder_hidden_size=8,
+                            decoder_mlp_dim=16, decoder_num_layers=1)
+  video = _video((1, 2, 8, 8, 3))
+  assert_remat_keeps_loss_and_gradients(build, _init(build(), video)['params'], video,
+                                        lambda out: out['loss'])
 
 
 @pytest.mark.parametrize('pretrain', [False, True])
 def test_scanned_layers_equal_unrolled(pretrain):
   """Encoder (and decoder) blocks stacked by scan.stack: same outputs."""
-  build, _, output = _two_layers(pretrain)
+  build, output = _two_layers(pretrain)
   video = _video()
   stacked = assert_scan_equals_unrolled(build, _init(build(), video)['params'], video, output)
   for name in ('encoder', 'decoder') if pretrain else ('encoder',):

@@ -7,9 +7,9 @@ import pytest
 from jax.sharding import AxisType, PartitionSpec
 
 from tests.helpers import load_config, tiny_config
-from vivit_jax import models
 from tests.models.test_layers import random_variables
-from vivit_jax.models import embed, layers
+from vivit_jax import models
+from vivit_jax.models import embed, encoder
 
 VIDEO_SHAPE = (2, 4, 16, 16, 3)
 PATCH = (2, 4, 4)
@@ -138,7 +138,7 @@ def test_tubelet_embed_matches_patchify_matmul():
 def test_token_count(classifier, num_tokens):
   model, video = _model(classifier=classifier), _video()
   _, state = model.apply(_variables(classifier), video, train=False,
-                         capture_intermediates=lambda m, _: isinstance(m, layers.Encoder))
+                         capture_intermediates=lambda m, _: isinstance(m, encoder.Encoder))
   assert state['intermediates']['encoder']['__call__'][0].shape == (2, num_tokens, 32)
 
 
@@ -192,8 +192,8 @@ def test_build_rejects_bad_config(field, value, match):
 
 def test_build_rejects_missing_field():
   config = load_config().model
-  del config['mlp_dim']
-  with pytest.raises(ValueError, match='config.model.mlp_dim'):
+  del config['variant']
+  with pytest.raises(ValueError, match='config.model.variant'):
     models.build(config)
 
 

@@ -7,9 +7,10 @@ import pytest
 from jax.sharding import AxisType
 
 from tests.helpers import load_config
-from tests.models.test_layers import drop_path_rates, random_variables
+from tests.models.test_encoder import drop_path_rates
+from tests.models.test_layers import random_variables
 from tests.models.test_vivit import PATCH, VIDEO_SHAPE, _model, _video, patchify, unpatchify
-from vivit_jax.models import embed, layers, vivit
+from vivit_jax.models import embed, encoder, layers, vivit
 
 NT, NS = 2, 16  # Temporal indices and spatial positions of the tiny model's tubelets.
 VARIANTS = ('spatio_temporal', 'factorised_encoder', 'factorised_self_attention',
@@ -119,9 +120,11 @@ def test_attention_neighbourhoods(variant, invariant):
   assert all(c > 1e-3 for c, same in zip(changes, invariant) if not same)
 
 
+SPEC = encoder.BlockSpec(num_heads=4, mlp_dim=64, attention_impl='xla')
+
+
 def _block(factorisation, num_frames=NT):
-  return layers.EncoderBlock(4, 64, 0.0, 0.0, 0.0, 'xla', jnp.float32, jnp.float32,
-                             factorisation, num_frames)
+  return encoder.EncoderBlock(spec=SPEC, factorisation=factorisation, num_frames=num_frames)
 
 
 def test_model3_block_starts_as_spatial_block():
@@ -141,7 +144,8 @@ def test_model3_block_starts_as_spatial_block():
 
 
 def test_model3_zero_initialises_only_the_temporal_out_projection():
-  attention = layers.Attention(4, 0.0, 'xla', jnp.float32, jnp.float32, zero_init_out=True)
+  attention = layers.Attention(num_heads=4, dropout_rate=0.0, attention_impl='xla',
+                               dtype=jnp.float32, param_dtype=jnp.float32, zero_init_out=True)
   params = nn.unbox(attention.init(jax.random.key(0), jnp.ones((1, 3, 32)), train=False))
   params = params['params']
   assert not np.any(params['out']['kernel']) and not np.any(params['out']['bias'])
@@ -159,9 +163,9 @@ def test_model3_zero_initialises_only_the_temporal_out_projection():
 
 
 def test_model3_stochastic_depth_on_every_residual():
-  encoder = layers.Encoder(3, 4, 64, 0.0, 0.0, 0.2, 'xla', jnp.float32, jnp.float32,
-                           'self_attention', NT)
-  np.testing.assert_allclose(drop_path_rates(encoder, jnp.ones((2, NT * 3, 32))),
+  module = encoder.Encoder(spec=SPEC, num_layers=3, stochastic_depth=0.2,
+                           factorisation='self_attention', num_frames=NT)
+  np.testing.assert_allclose(drop_path_rates(module, jnp.ones((2, NT * 3, 32))),
                              [0.0] * 3 + [0.1] * 3 + [0.2] * 3)
 
 
@@ -183,8 +187,9 @@ def _masked_reference_attention(params, x, num_frames):
 
 
 def test_factorised_dot_product_attention_matches_reference():
-  attention = layers.FactorisedDotProductAttention(4, 1e-7, 'xla', jnp.float32, jnp.float32,
-                                                   num_frames=3)
+  attention = layers.FactorisedDotProductAttention(
+      num_heads=4, dropout_rate=1e-7, attention_impl='xla', dtype=jnp.float32,
+      param_dtype=jnp.float32, num_frames=3)
   x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 3 * 5, 32)), jnp.float32)
   variables = random_variables(attention, x, train=False, seed=1)
   expected = _masked_reference_attention(variables['params'], x, 3)

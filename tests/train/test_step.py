@@ -10,7 +10,7 @@ import pytest
 
 from tests.helpers import random_batches, tiny_config
 from vivit_jax import models
-from vivit_jax.models import layers
+from vivit_jax.models import encoder
 from vivit_jax.train import loop, sharding, step
 
 
@@ -113,7 +113,7 @@ def _block_output_dtypes(model, params, video):
 
   def record(next_fun, args, kwargs, context):
     out = next_fun(*args, **kwargs)
-    if isinstance(context.module, layers.EncoderBlock):
+    if isinstance(context.module, encoder.EncoderBlock):
       dtypes.append(out.dtype)
     return out
 

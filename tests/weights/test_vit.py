@@ -13,7 +13,7 @@ from flax import traverse_util
 from safetensors.numpy import load_file
 
 from vivit_jax import models
-from vivit_jax.models import layers
+from vivit_jax.models import encoder
 from vivit_jax.weights import vit
 
 VIT = dict(image_size=16, patch_size=4, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
@@ -211,15 +211,13 @@ def test_factorised_self_attention_block_starts_as_the_image_block(hf_vit):
   assert not block['temporal_attn']['out']['kernel'].any()
   assert block['temporal_attn']['query']['kernel'].any()  # Only the out projection is zero.
   image_block = vit.read_vit(hf_vit[0]).params['encoder']['block_0']
-  kwargs = dict(num_heads=4, mlp_dim=64, dropout_rate=0.0, attention_dropout_rate=0.0,
-                drop_path_rate=0.0, attention_impl='xla', dtype=np.float32,
-                param_dtype=np.float32)
+  spec = encoder.BlockSpec(num_heads=4, mlp_dim=64, attention_impl='xla')
   frame = np.random.default_rng(1).normal(size=(2, 16, 32)).astype(np.float32)
   tokens = np.tile(frame, (1, 2, 1))  # Two identical frames of 16 tokens, ordered (frame, pos).
-  video_block = layers.EncoderBlock(factorisation='self_attention', num_frames=2, **kwargs)
+  video_block = encoder.EncoderBlock(spec=spec, factorisation='self_attention', num_frames=2)
   video_out = jax.jit(video_block.apply, static_argnames='train')({'params': block}, tokens,
                                                                   train=False)
-  image_out = jax.jit(layers.EncoderBlock(**kwargs).apply, static_argnames='train')(
+  image_out = jax.jit(encoder.EncoderBlock(spec=spec).apply, static_argnames='train')(
       {'params': image_block}, frame, train=False)
   np.testing.assert_allclose(video_out, np.tile(image_out, (1, 2, 1)), atol=1e-5)
 

@@ -1,15 +1,11 @@
-"""Shared transformer blocks: attention, MLP, stochastic depth, pre-norm encoder.
+"""Shared transformer layers: attention, MLP, stochastic depth, LayerNorm, the classifier head.
 
-The encoder's attention is joint over all tokens or factorised over space and time (ViViT
-Models 3 and 4) for tokens ordered (frame, position); `within` regroups them.
+Attention is joint over all tokens or factorised over space and time (ViViT Model 4) for tokens
+ordered (frame, position); `within` regroups them. `attention_impl` (ATTENTION_IMPLS) picks the
+attention kernel for the platform the step is compiled for (models/attention.py). The blocks and
+encoders built from these layers live in models/encoder.py.
 
-Speed options of every transformer encoder (`stacked_blocks`): `remat` (REMAT_POLICIES) recomputes
-each block's activations in the backward pass; `scan_layers` runs the identical blocks as one
-`nn.scan` (compiled once, params stacked under `blocks` with a leading 'layers' axis; see
-models/scan.py for the conversion to and from `block_i`). `attention_impl` (ATTENTION_IMPLS) picks
-the attention kernel for the platform the step is compiled for (models/attention.py).
-
-Every parameter carries logical axis names ('embed', 'mlp', 'heads', 'kv') that
+Every parameter carries logical axis names ('embed', 'mlp', 'heads', 'kv', 'classes') that
 `config.sharding_rules` maps to mesh axes; the residual stream is constrained to
 ('batch', 'length', 'embed') between blocks.
 """
@@ -38,12 +34,9 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 RESIDUAL_AXES = ('batch', 'length', 'embed')
 # config.model.attention_impl: 'auto', 'xla', 'cudnn', 'pallas' or 'chunked' (models/attention.py).
 ATTENTION_IMPLS = attention.IMPLS
-# config.model.remat -> jax.checkpoint policy of each block ('none': no remat; 'full' saves
-# nothing; 'dots' saves the matmuls without batch dimensions, i.e. the projections and MLP).
-REMAT_POLICIES = {'none': None, 'full': None,
-                  'dots': jax.checkpoint_policies.dots_with_no_batch_dims_saveable}
-# EncoderBlock.factorisation: joint attention, ViViT Model 3 or ViViT Model 4.
-FACTORISATIONS = (None, 'self_attention', 'dot_product')
+# config.model.qkv_bias -> the attention projections that have a bias: all three (ViT), query and
+# value (VideoMAE), or none.
+QKV_BIASES = {'qkv': ('query', 'key', 'value'), 'qv': ('query', 'value'), 'none': ()}
 
 
 def partitioned(init: nn.initializers.Initializer, names: Sequence[Optional[str]]):
@@ -110,8 +103,8 @@ class Attention(nn.Module):
   subclasses restrict; it runs `attention.attend` with the kernel `attention_impl` picks for
   the platform being compiled for. Attention-weight dropout uses the rng stream 'dropout'.
   `zero_init_out` zero-initialises the output projection, so the
-  residual branch starts at exactly 0 (Model 3's temporal attention). `qkv_bias` names the
-  projections that have a bias: 'qkv' (ViT), 'qv' (VideoMAE) or '' (none).
+  residual branch starts at exactly 0 (Model 3's temporal attention). `qkv_bias` (a key of
+  QKV_BIASES) names the projections that have a bias.
   """
   num_heads: int
   dropout_rate: float
@@ -136,7 +129,7 @@ class Attention(nn.Module):
         kernel_init=partitioned(nn.initializers.xavier_uniform(in_axis=0, out_axis=(1, 2)),
                                 ('embed', 'heads', 'kv')),
         bias_init=partitioned(nn.initializers.zeros, ('heads', 'kv')),
-        use_bias=name[0] in self.qkv_bias, name=name)(x)
+        use_bias=name in QKV_BIASES[self.qkv_bias], name=name)(x)
                for name in ('query', 'key', 'value'))
     out_init = (nn.initializers.zeros if self.zero_init_out
                 else nn.initializers.xavier_uniform(in_axis=(0, 1), out_axis=2))
@@ -218,138 +211,14 @@ class DropPath(nn.Module):
     return jnp.where(keep, x / jnp.asarray(keep_prob, x.dtype), jnp.zeros_like(x))
 
 
-class EncoderBlock(nn.Module):
-  """Pre-norm transformer block on tokens (B, N, D).
-
-  x + DropPath(Dropout(Attention(LN(x)))), then x + DropPath(MLP(LN(x))). `factorisation`, for
-  tokens ordered (frame, position) with N = num_frames * ns:
-    None              joint attention over all N tokens (ViT; ViViT Models 1 and 2).
-    'self_attention'  ViViT Model 3: attention over space ('attn', within each frame), then a
-                      second residual attention over time ('temporal_attn', within each spatial
-                      position, output projection zero-initialised), then the MLP.
-    'dot_product'     ViViT Model 4: FactorisedDotProductAttention.
-  LayerNorms use `layer_norm_eps`, the MLP `hidden_act`, attention `qkv_bias` (see Attention).
-  A `drop_path_rate` passed to __call__ (a float or a scanned layer's () array) replaces the field.
-  """
-  num_heads: int
-  mlp_dim: int
-  dropout_rate: float
-  attention_dropout_rate: float
-  drop_path_rate: float
-  attention_impl: str
-  dtype: Dtype
-  param_dtype: Dtype
-  factorisation: Optional[str] = None
-  num_frames: int = 1
-  layer_norm_eps: float = LN_EPSILON
-  hidden_act: str = 'gelu'
-  qkv_bias: str = 'qkv'
-
-  @nn.compact
-  def __call__(self, x: jax.Array, *, train: bool, drop_path_rate: Any = None) -> jax.Array:
-    if self.factorisation not in FACTORISATIONS:
-      raise ValueError(f"EncoderBlock.factorisation='{self.factorisation}' is not one of "
-                       f"{FACTORISATIONS}.")
-    cls, kwargs = Attention, dict(qkv_bias=self.qkv_bias)
-    if self.factorisation == 'dot_product':
-      cls, kwargs = FactorisedDotProductAttention, dict(kwargs, num_frames=self.num_frames)
-    attention = functools.partial(cls, self.num_heads, self.attention_dropout_rate,
-                                  self.attention_impl, self.dtype, self.param_dtype, **kwargs)
-    rate = self.drop_path_rate if drop_path_rate is None else drop_path_rate
-    if self.factorisation == 'self_attention':
-      x = self._attention_residual(x, attention(name='attn'), 'space', train, rate)
-      x = self._attention_residual(x, attention(zero_init_out=True, name='temporal_attn'),
-                                   'time', train, rate)
-    else:
-      x = self._attention_residual(x, attention(name='attn'), None, train, rate)
-    y = layer_norm(self.dtype, self.param_dtype, 'norm_mlp', self.layer_norm_eps)(x)
-    y = MlpBlock(self.mlp_dim, self.dropout_rate, self.dtype, self.param_dtype, self.hidden_act,
-                 name='mlp')(y, train=train)
-    return x + DropPath(rate)(y, train=train)
-
-  def _attention_residual(self, x: jax.Array, attention: Attention, over: Optional[str],
-                          train: bool, rate: Any) -> jax.Array:
-    """x (B, N, D) + DropPath(Dropout(attention(LN(x)))); `over` 'space'/'time' restricts it
-    `within` frames / spatial positions. The LayerNorm is named 'norm_' + attention.name."""
-    y = layer_norm(self.dtype, self.param_dtype, f'norm_{attention.name}', self.layer_norm_eps)(x)
-    attend = functools.partial(attention, train=train)
-    y = within(attend, over, self.num_frames, y) if over else attend(y)
-    y = nn.Dropout(self.dropout_rate)(y, deterministic=not train)
-    return x + DropPath(rate)(y, train=train)
-
-
-def check_speed_options(model: str, remat: str, scan_layers: bool):
-  """ValueError naming config.model.remat / scan_layers unless they are valid."""
-  check_choices(model, (('remat', remat, tuple(REMAT_POLICIES)),
-                        ('scan_layers', scan_layers, (False, True))))
-
-
-def stacked_blocks(x: jax.Array, num_layers: int, stochastic_depth: float, train: bool,
-                   block: Callable[[str], nn.Module], remat: str = 'none',
-                   scan_layers: bool = False) -> jax.Array:
-  """x (B, N, D) through `num_layers` blocks `block(name)`, created in the calling module's scope
-  and called `(x, train=, drop_path_rate=)`; the rate grows linearly from 0 to
-  `stochastic_depth`; the residual stream is sharding-constrained between blocks.
-
-  Unrolled, the blocks are named `block_i`. With `scan_layers` one `nn.scan` runs them: params
-  (and the 'dropout' / 'drop_path' rngs) get a leading layer axis, logical name 'layers', under
-  the name `blocks`. `remat` (REMAT_POLICIES) wraps each block in `nn.remat` (inside the scan).
-  """
-  def layer(rate):  # Closes over `train` and the rate, which stay Python values under remat.
-    def apply(module, y):
-      return constrain_residual(module(y, train=train, drop_path_rate=rate))
-    if remat == 'none':
-      return apply
-    return nn.remat(apply, policy=REMAT_POLICIES[remat], prevent_cse=not scan_layers)
-
-  rates = [stochastic_depth * i / max(num_layers - 1, 1) for i in range(num_layers)]
-  x = constrain_residual(x)
-  if not scan_layers:
-    for i, rate in enumerate(rates):
-      x = layer(rate)(block(f'block_{i}'), x)
-    return x
-  def body(module, y, rate):  # Rates 0 stay Python zeros: DropPath is skipped.
-    return layer(rate if stochastic_depth else 0.0)(module, y), None
-
-  scan = nn.scan(body, variable_axes={'params': 0},
-                 split_rngs={'params': True, 'dropout': True, 'drop_path': True},
-                 length=num_layers, metadata_params={nn.PARTITION_NAME: 'layers'})
-  return scan(block('blocks'), x, jnp.asarray(rates, jnp.float32))[0]
-
-
-class Encoder(nn.Module):
-  """`num_layers` EncoderBlocks then a final LayerNorm (unless not `final_norm`); tokens
-  (B, N, D) -> (B, N, D).
-
-  The stochastic-depth rate grows linearly from 0 (first block) to `stochastic_depth` (last).
-  `factorisation`, `num_frames`, `layer_norm_eps`, `hidden_act` and `qkv_bias` are passed to
-  every EncoderBlock; `remat` and `scan_layers` to stacked_blocks.
-  """
-  num_layers: int
-  num_heads: int
-  mlp_dim: int
-  dropout_rate: float
-  attention_dropout_rate: float
-  stochastic_depth: float
-  attention_impl: str
-  dtype: Dtype
-  param_dtype: Dtype
-  factorisation: Optional[str] = None
-  num_frames: int = 1
-  layer_norm_eps: float = LN_EPSILON
-  hidden_act: str = 'gelu'
-  qkv_bias: str = 'qkv'
-  final_norm: bool = True
-  remat: str = 'none'  # See stacked_blocks.
-  scan_layers: bool = False
-
-  @nn.compact
-  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    x = stacked_blocks(x, self.num_layers, self.stochastic_depth, train, lambda name: (
-        EncoderBlock(self.num_heads, self.mlp_dim, self.dropout_rate,
-                     self.attention_dropout_rate, 0.0, self.attention_impl, self.dtype,
-                     self.param_dtype, self.factorisation, self.num_frames, self.layer_norm_eps,
-                     self.hidden_act, self.qkv_bias, name=name)), self.remat, self.scan_layers)
-    if not self.final_norm:
-      return x
-    return layer_norm(self.dtype, self.param_dtype, 'norm', self.layer_norm_eps)(x)
+def classifier_head(features: jax.Array, num_classes: int, dtype: Dtype,
+                    param_dtype: Dtype) -> jax.Array:
+  """Pooled features (B, D) -> float32 logits (B, num_classes) from a zero-initialised Dense
+  'head' created in the calling module; with num_classes 0 the features themselves, float32."""
+  if not num_classes:
+    return features.astype(jnp.float32)
+  logits = nn.Dense(num_classes, dtype=dtype, param_dtype=param_dtype,
+                    kernel_init=partitioned(nn.initializers.zeros, ('embed', 'classes')),
+                    bias_init=partitioned(nn.initializers.zeros, ('classes',)),
+                    name='head')(features)
+  return logits.astype(jnp.float32)

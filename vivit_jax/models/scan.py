@@ -1,7 +1,7 @@
 """Parameter layouts of scanned and unrolled transformer encoders (config.model.scan_layers).
 
 Unrolled, an encoder holds one subtree per block, `block_0` ... `block_{L-1}`; scanned
-(layers.stacked_blocks with scan_layers), one subtree `blocks` whose leaves have a leading axis of
+(encoder.stacked_blocks with scan_layers), one subtree `blocks` whose leaves have a leading axis of
 L. Checkpoint conversion (Hugging Face, ViT) writes the unrolled layout; `stack` and `unstack`
 convert whole trees, at any depth, so either layout loads into either model.
 """

@@ -7,7 +7,7 @@ Tokens: the video (B, T, H, W, C) is cut into N = nt * nh * nw cubes of t x p x 
 strided Conv3d. A FIXED sinusoidal table (`sinusoid_table`, VideoMAE's get_sinusoid_encoding_table:
 entry (i, j) is sin (j even) or cos (j odd) of i / 10000^(2 * (j // 2) / D) for the flat token
 index i) is added; it is not a parameter. Encoder blocks are pre-norm ViT blocks whose attention
-has query and value biases and no key bias (`qv_bias`).
+has query and value biases and no key bias (qkv_bias='qv').
 
 Models (registry names):
   'videomae_pretrain'  VideoMAEPretrain: the encoder sees only the visible cubes; a narrow decoder
@@ -48,7 +48,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vivit_jax.models import embed, inputs, layers, masking
+from vivit_jax.models import embed, encoder, inputs, layers, masking
 from vivit_jax.models.layers import Dtype, partitioned
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -147,32 +147,16 @@ def _check_positive_ints(module: nn.Module, fields: Sequence[str]):
       raise ValueError(f'config.model.{field}={value!r} must be a positive int.')
 
 
-class _Encoder(nn.Module):
+class _Encoder(encoder.TransformerFields):
   """Fields and the encoder shared by VideoMAE and VideoMAEPretrain (parameters `embedding`,
-  `encoder/block_i`, [`encoder/norm`]). Defaults are ViT-B with 2 x 16 x 16 cubes."""
+  `encoder/block_i`, [`encoder/norm`]): encoder.TransformerFields (ViT-B; HF's default
+  layer_norm_eps is 1e-12) with q and v biases, and 2 x 16 x 16 cubes."""
   patch_size: int = 16  # Spatial side p of a cube.
   tubelet_size: int = 2  # Frames t of a cube.
-  hidden_size: int = 768
-  num_layers: int = 12
-  num_heads: int = 12
-  mlp_dim: int = 3072
-  dropout_rate: float = 0.0
-  attention_dropout_rate: float = 0.0
-  stochastic_depth: float = 0.0
-  attention_impl: str = 'auto'  # layers.ATTENTION_IMPLS; see models/attention.py.
-  dtype: Dtype = jnp.float32
-  param_dtype: Dtype = jnp.float32
-  layer_norm_eps: float = layers.LN_EPSILON  # Encoder (and decoder) blocks; HF's default 1e-12.
-  hidden_act: str = 'gelu'  # MLP activation, a key of layers.ACTIVATIONS.
-  qv_bias: bool = True  # Biases on the query and value projections (never on the key).
-  remat: str = 'none'  # Per encoder and decoder block: 'none', 'full', 'dots'.
-  scan_layers: bool = False  # nn.scan over the blocks (params `encoder/blocks`, `decoder/blocks`).
+  qkv_bias: str = 'qv'  # The released weights' biases: query and value, never key.
 
   def _check(self, model: str):
-    layers.check_choices(model, (
-        ('attention_impl', self.attention_impl, tuple(layers.ATTENTION_IMPLS)),
-        ('hidden_act', self.hidden_act, tuple(layers.ACTIVATIONS))))
-    layers.check_speed_options(model, self.remat, self.scan_layers)
+    self.check_transformer_fields(model)
     _check_positive_ints(self, ('patch_size', 'tubelet_size', 'hidden_size', 'num_layers',
                                 'num_heads', 'mlp_dim'))
     if self.hidden_size % self.num_heads:
@@ -193,13 +177,7 @@ class _Encoder(nn.Module):
   def _encode(self, x: jax.Array, train: bool, final_norm: bool) -> jax.Array:
     """Tokens (B, n, D) with positions added -> (B, n, D): dropout, blocks, [final norm]."""
     x = nn.Dropout(self.dropout_rate)(x, deterministic=not train)
-    return layers.Encoder(self.num_layers, self.num_heads, self.mlp_dim, self.dropout_rate,
-                          self.attention_dropout_rate, self.stochastic_depth,
-                          self.attention_impl, self.dtype, self.param_dtype,
-                          layer_norm_eps=self.layer_norm_eps, hidden_act=self.hidden_act,
-                          qkv_bias='qv' if self.qv_bias else '', final_norm=final_norm,
-                          remat=self.remat, scan_layers=self.scan_layers,
-                          name='encoder')(x, train=train)
+    return self.encoder('encoder', final_norm=final_norm)(x, train=train)
 
 
 def _positions(n: int, width: int, dtype: Dtype) -> jax.Array:
@@ -240,13 +218,7 @@ class VideoMAE(_Encoder, kw_only=True):
         x = layers.layer_norm(self.dtype, self.param_dtype, 'fc_norm', HEAD_NORM_EPS)(x)
     else:
       x = x[:, 0]
-    if not self.num_classes:
-      return x.astype(jnp.float32)
-    logits = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype,
-                      kernel_init=partitioned(nn.initializers.zeros, ('embed', 'classes')),
-                      bias_init=partitioned(nn.initializers.zeros, ('classes',)),
-                      name='head')(x)
-    return logits.astype(jnp.float32)
+    return layers.classifier_head(x, self.num_classes, self.dtype, self.param_dtype)
 
 
 class VideoMAEPretrain(_Encoder):
@@ -268,7 +240,7 @@ class VideoMAEPretrain(_Encoder):
 
   Parameters: `embedding`, `encoder` (as VideoMAE; `encoder/norm` iff encoder_norm),
   `encoder_to_decoder` (no bias), `mask_token`, `decoder/{block_i, norm, head}`. The decoder's
-  blocks use layer_norm_eps, hidden_act and qv_bias like the encoder's, no dropout or drop path;
+  blocks use layer_norm_eps, hidden_act and qkv_bias like the encoder's, no dropout or drop path;
   its final norm uses eps 1e-5 (as Hugging Face).
   """
   RNG_STREAMS, EVAL_RNG_STREAMS = ('dropout', 'drop_path', 'masking'), ('masking',)
@@ -352,10 +324,11 @@ class VideoMAEPretrain(_Encoder):
                             partitioned(nn.initializers.normal(stddev=0.02), (None, None, 'embed')),
                             (1, 1, width), self.param_dtype)
     x = jnp.concatenate([x + pos[visible], mask_token.astype(x.dtype) + pos[reconstruct]], axis=1)
-    pred = Decoder(self.decoder_num_layers, self.decoder_num_heads, self.decoder_mlp_dim,
-                   self.tubelet_size * self.patch_size ** 2 * video.shape[-1],
-                   self.attention_impl, self.dtype, self.param_dtype, self.layer_norm_eps,
-                   self.hidden_act, 'qv' if self.qv_bias else '', self.remat, self.scan_layers,
+    spec = self.block_spec(num_heads=self.decoder_num_heads, mlp_dim=self.decoder_mlp_dim,
+                           dropout_rate=0.0, attention_dropout_rate=0.0)
+    pred = Decoder(spec=spec, num_layers=self.decoder_num_layers,
+                   cube_dim=self.tubelet_size * self.patch_size ** 2 * video.shape[-1],
+                   remat=self.remat, scan_layers=self.scan_layers,
                    name='decoder')(x, keep, train=train)
 
     targets = cube_targets(jax.lax.stop_gradient(video), self.tubelet_size, self.patch_size,
@@ -369,30 +342,23 @@ class VideoMAEPretrain(_Encoder):
 
 
 class Decoder(nn.Module):
-  """VideoMAE's decoder on (B, n, D_dec) tokens: blocks, then on the last `num_predict` tokens a
-  LayerNorm (eps 1e-5) and a linear `head` to cube_dim; returns float32 (B, num_predict, cube_dim).
+  """VideoMAE's decoder on (B, n, D_dec) tokens: `num_layers` blocks of `spec`, then on the last
+  `num_predict` tokens a LayerNorm (eps 1e-5) and a linear `head` to cube_dim; returns float32
+  (B, num_predict, cube_dim).
   """
+  spec: encoder.BlockSpec
   num_layers: int
-  num_heads: int
-  mlp_dim: int
   cube_dim: int
-  attention_impl: str
-  dtype: Dtype
-  param_dtype: Dtype
-  layer_norm_eps: float
-  hidden_act: str
-  qkv_bias: str
-  remat: str = 'none'  # See layers.stacked_blocks.
+  remat: str = 'none'  # See encoder.stacked_blocks.
   scan_layers: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, num_predict: int, *, train: bool) -> jax.Array:
-    x = layers.stacked_blocks(x, self.num_layers, 0.0, train, lambda name: layers.EncoderBlock(
-        self.num_heads, self.mlp_dim, 0.0, 0.0, 0.0, self.attention_impl, self.dtype,
-        self.param_dtype, layer_norm_eps=self.layer_norm_eps, hidden_act=self.hidden_act,
-        qkv_bias=self.qkv_bias, name=name), self.remat, self.scan_layers)
-    x = layers.layer_norm(self.dtype, self.param_dtype, 'norm', HEAD_NORM_EPS)(x[:, -num_predict:])
-    x = nn.Dense(self.cube_dim, dtype=self.dtype, param_dtype=self.param_dtype,
+    spec = self.spec
+    x = encoder.stacked_blocks(x, self.num_layers, 0.0, train, lambda name: encoder.EncoderBlock(
+        spec=spec, name=name), self.remat, self.scan_layers)
+    x = layers.layer_norm(spec.dtype, spec.param_dtype, 'norm', HEAD_NORM_EPS)(x[:, -num_predict:])
+    x = nn.Dense(self.cube_dim, dtype=spec.dtype, param_dtype=spec.param_dtype,
                  kernel_init=partitioned(nn.initializers.xavier_uniform(), ('embed', None)),
                  bias_init=partitioned(nn.initializers.zeros, (None,)), name='head')(x)
     return x.astype(jnp.float32)

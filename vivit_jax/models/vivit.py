@@ -17,14 +17,13 @@ Tokenizers (config.model.tokenizer): 'tubelet' embeds (t, h, w) tubelets; 'frame
 sampling) embeds (h, w) patches of every frame (see embed.tubelet_shape).
 Sizes: SIZES holds the ViT widths and depths Ti/S/B/L/H; size_preset(name) returns one.
 """
-from typing import Optional, Sequence
+from typing import Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vivit_jax.models import embed, inputs, layers
-from vivit_jax.models.layers import Dtype
+from vivit_jax.models import embed, encoder, inputs, layers
 
 CLASSIFIERS = ('token', 'gap')
 SIZES = {
@@ -43,15 +42,16 @@ def size_preset(name: str) -> dict:
   return dict(SIZES[name])
 
 
-class ViViT(nn.Module):
+class ViViT(encoder.TransformerFields, kw_only=True):
   """Video (B, T, H, W, C) float32 -> logits (B, num_classes) float32, or the pooled features
   (B, hidden_size) when num_classes == 0 (Hugging Face `VivitModel`'s `last_hidden_state[:, 0]`).
 
-  Parameters stay `param_dtype`; Dense/Conv/LayerNorm compute in `dtype`. RNG streams:
-  'dropout' (dropout_rate, attention_dropout_rate) and 'drop_path' (stochastic_depth, growing
-  linearly over the depth of each encoder; Model 2's spatial encoder drops per frame).
+  The encoder fields (sizes, dropout, dtypes, qkv_bias, remat, ...) are encoder.TransformerFields.
+  RNG streams: 'dropout' (dropout_rate, attention_dropout_rate) and 'drop_path'
+  (stochastic_depth, growing linearly over the depth of each encoder; Model 2's spatial encoder
+  drops per frame).
   """
-  # variant -> layers.EncoderBlock.factorisation.
+  # variant -> encoder.EncoderBlock.factorisation.
   FACTORISATIONS = {'spatio_temporal': None, 'factorised_encoder': None,
                     'factorised_self_attention': 'self_attention',
                     'factorised_dot_product': 'dot_product'}
@@ -60,33 +60,16 @@ class ViViT(nn.Module):
   variant: str
   num_classes: int
   patch_size: Sequence[int]  # Tubelet (t, h, w); (h, w) or (1, h, w) for tokenizer='frame'.
-  hidden_size: int
-  num_layers: int  # Model 2: layers of the spatial encoder.
-  num_heads: int
-  mlp_dim: int
-  dropout_rate: float
-  attention_dropout_rate: float
-  stochastic_depth: float
   classifier: str  # 'token' (CLS) or 'gap' (mean over tokens); Models 3 and 4: 'gap'.
-  attention_impl: str  # layers.ATTENTION_IMPLS; see models/attention.py.
-  dtype: Dtype
-  param_dtype: Dtype
   tokenizer: str = 'tubelet'  # 'tubelet' or 'frame'.
   num_temporal_layers: int = 4  # Model 2's temporal encoder (L_t = 4 in the paper).
-  layer_norm_eps: float = layers.LN_EPSILON
-  hidden_act: str = 'gelu'  # MLP activation, a key of layers.ACTIVATIONS.
-  qkv_bias: bool = True  # Biases on the query, key and value projections.
-  remat: str = 'none'  # Per block: 'none', 'full' or 'dots' (layers.REMAT_POLICIES).
-  scan_layers: bool = False  # nn.scan over each encoder's blocks (params `encoder/blocks`).
 
   def __post_init__(self):
     layers.check_choices('vivit', (
         ('variant', self.variant, self.VARIANTS),
         ('classifier', self.classifier, CLASSIFIERS),
-        ('attention_impl', self.attention_impl, tuple(layers.ATTENTION_IMPLS)),
-        ('tokenizer', self.tokenizer, embed.TOKENIZERS),
-        ('hidden_act', self.hidden_act, tuple(layers.ACTIVATIONS))))
-    layers.check_speed_options('vivit', self.remat, self.scan_layers)
+        ('tokenizer', self.tokenizer, embed.TOKENIZERS)))
+    self.check_transformer_fields('vivit')
     if self.classifier == 'token' and self.FACTORISATIONS[self.variant]:
       raise ValueError(f"config.model.variant='{self.variant}' has no class token: set "
                        f"config.model.classifier='gap'.")
@@ -104,13 +87,7 @@ class ViViT(nn.Module):
       x = self._factorised_encoder(tokens, train)
     else:
       x = self._single_encoder(tokens, train)
-    if not self.num_classes:
-      return x.astype(jnp.float32)
-    logits = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype,
-                      kernel_init=layers.partitioned(nn.initializers.zeros, ('embed', 'classes')),
-                      bias_init=layers.partitioned(nn.initializers.zeros, ('classes',)),
-                      name='head')(x)
-    return logits.astype(jnp.float32)
+    return layers.classifier_head(x, self.num_classes, self.dtype, self.param_dtype)
 
   def _single_encoder(self, tokens: jax.Array, train: bool) -> jax.Array:
     """Models 1, 3, 4: tokens (B, nt, nh, nw, D) -> (B, D), one encoder over all tokens."""
@@ -121,29 +98,22 @@ class ViViT(nn.Module):
     """Model 2: tokens (B, nt, nh, nw, D) -> (B, D), a spatial then a temporal encoder."""
     b, nt, nh, nw, d = tokens.shape
     x = self._pool(self._encode(tokens.reshape(b * nt, nh * nw, d), train, 'spatial_'))
-    x = self._encode(x.reshape(b, nt, d), train, 'temporal_', self.num_temporal_layers)
+    x = self._encode(x.reshape(b, nt, d), train, 'temporal_', num_layers=self.num_temporal_layers)
     return self._pool(x)
 
-  def _encode(self, x: jax.Array, train: bool, prefix: str = '',
-              num_layers: Optional[int] = None, num_frames: int = 1) -> jax.Array:
+  def _encode(self, x: jax.Array, train: bool, prefix: str = '', **fields) -> jax.Array:
     """Tokens (B, N, D) -> (B, N', D): [CLS,] + position embedding, dropout, Encoder.
 
     Submodules are named `{prefix}cls`, `{prefix}pos_embedding`, `{prefix}encoder`. The encoder
-    has `num_layers` (default self.num_layers) blocks, factorised by the variant over
-    `num_frames` frames (Models 3, 4).
+    is factorised by the variant; `fields` set its num_layers (default self.num_layers) or
+    num_frames (Models 3, 4).
     """
     if self.classifier == 'token':
       x = embed.AddClassToken(self.param_dtype, name=f'{prefix}cls')(x)
     x = embed.AddPositionEmbs(self.param_dtype, name=f'{prefix}pos_embedding')(x)
     x = nn.Dropout(self.dropout_rate)(x, deterministic=not train)
-    num_layers = self.num_layers if num_layers is None else num_layers
-    return layers.Encoder(num_layers, self.num_heads, self.mlp_dim,
-                          self.dropout_rate, self.attention_dropout_rate, self.stochastic_depth,
-                          self.attention_impl, self.dtype, self.param_dtype,
-                          self.FACTORISATIONS[self.variant], num_frames, self.layer_norm_eps,
-                          self.hidden_act, 'qkv' if self.qkv_bias else '',
-                          remat=self.remat, scan_layers=self.scan_layers,
-                          name=f'{prefix}encoder')(x, train=train)
+    return self.encoder(f'{prefix}encoder', factorisation=self.FACTORISATIONS[self.variant],
+                        **fields)(x, train=train)
 
   def _pool(self, x: jax.Array) -> jax.Array:
     """Encoded tokens (B, N', D) -> (B, D): the CLS token or the mean over tokens."""

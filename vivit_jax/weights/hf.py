@@ -96,14 +96,15 @@ def _vit_params(tensors: Tensors, num_layers: int, block: Callable[[int], Params
 
 
 def _common_config(hf: dict[str, Any], num_classes: int) -> dict[str, Any]:
-  """config.model fields shared by the ViT-style HF video models."""
+  """config.model fields shared by the ViT-style HF video models (qkv_bias: 'qkv' or 'none' as
+  HF's boolean `qkv_bias`)."""
   return dict(num_classes=num_classes, hidden_size=hf['hidden_size'],
               num_layers=hf['num_hidden_layers'], num_heads=hf['num_attention_heads'],
               mlp_dim=hf['intermediate_size'], dropout_rate=float(hf['hidden_dropout_prob']),
               attention_dropout_rate=float(hf['attention_probs_dropout_prob']),
               attention_impl='xla', dtype='float32', param_dtype='float32',
               layer_norm_eps=float(hf['layer_norm_eps']), hidden_act=hf['hidden_act'],
-              qkv_bias=bool(hf['qkv_bias']))
+              qkv_bias='qkv' if hf['qkv_bias'] else 'none')
 
 
 def _num_classes(params: Params) -> int:
@@ -243,9 +244,9 @@ def _videomae(hf_config: dict[str, Any],
     encoder['norm'] = tensors.layer_norm('layernorm')
   params = {'embedding': _patch_embedding(tensors), 'encoder': encoder}
   common = _common_config(dict(hf, qkv_bias=qv_bias), 0)
-  del common['qkv_bias'], common['num_classes']
+  del common['num_classes']
   common = dict(common, patch_size=patch, tubelet_size=hf['tubelet_size'], stochastic_depth=0.0,
-                qv_bias=qv_bias)
+                qkv_bias='qv' if qv_bias else 'none')
 
   if kind == 'pretraining':
     dec_width, dec_heads = hf['decoder_hidden_size'], hf['decoder_num_attention_heads']

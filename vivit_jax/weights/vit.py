@@ -73,8 +73,9 @@ class ImageViT:
     return 'cls' in self.params
 
   @property
-  def qkv_bias(self) -> bool:
-    return 'bias' in self.params['encoder']['block_0']['attn']['query']
+  def qkv_bias(self) -> str:
+    """config.model.qkv_bias: 'qkv' or 'none' (image ViTs bias all three projections or none)."""
+    return 'qkv' if 'bias' in self.params['encoder']['block_0']['attn']['query'] else 'none'
 
   def sizes(self) -> dict[str, int]:
     """The config.model size fields: hidden_size, num_layers, num_heads, mlp_dim."""

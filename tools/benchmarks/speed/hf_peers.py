@@ -37,14 +37,14 @@ def hf_config(model_config, clip) -> tuple[str, dict] | None:
       m.get('tokenizer', 'tubelet') == 'tubelet'):
     return 'VivitForVideoClassification', dict(
         _common(m), image_size=size, num_frames=frames, tubelet_size=list(m.patch_size),
-        qkv_bias=m.get('qkv_bias', True), num_labels=m.num_classes)
+        qkv_bias=m.get('qkv_bias', 'qkv') == 'qkv', num_labels=m.num_classes)
   if m.name == 'timesformer':
     return 'TimesformerForVideoClassification', dict(
         _common(m), image_size=m.image_size, patch_size=m.patch_size, num_frames=m.num_frames,
-        qkv_bias=m.get('qkv_bias', True), drop_path_rate=m.stochastic_depth,
+        qkv_bias=m.get('qkv_bias', 'qkv') == 'qkv', drop_path_rate=m.stochastic_depth,
         num_labels=m.num_classes)
   videomae = dict(image_size=size, num_frames=frames, patch_size=m.get('patch_size', 16),
-                  tubelet_size=m.get('tubelet_size', 2), qv_bias=m.get('qv_bias', True))
+                  tubelet_size=m.get('tubelet_size', 2), qv_bias=m.get('qkv_bias', 'qv') == 'qv')
   if m.name == 'videomae':
     return 'VideoMAEForVideoClassification', dict(
         _common(m), **videomae, use_mean_pooling=m.use_mean_pooling, num_labels=m.num_classes)
