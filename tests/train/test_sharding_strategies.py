@@ -6,7 +6,8 @@ import jax
 import numpy as np
 import pytest
 
-from tests.configs.test_presets import CNN, _preset
+from configs import common
+from tests.configs.test_presets import CNN, with_arg
 from tests.helpers import tiny_config
 from vivit_jax import models
 from vivit_jax.train import optim, sharding, state as state_lib
@@ -78,11 +79,11 @@ def test_tensor_parallel_splits_heads_and_mlp_over_model(states):
   assert 2.5 < ratio <= 4.0, ratio  # Embeddings, norms and the head stay whole.
 
 
-@pytest.mark.parametrize('path', CNN)
-def test_fsdp_splits_the_largest_cnn_kernels(path):
+@pytest.mark.parametrize('spec', CNN)
+def test_fsdp_splits_the_largest_cnn_kernels(spec):
   """The default rules map the CNNs' logical axes ('conv_in', 'conv_out', 'lstm'): under FSDP
   the largest kernel of each tiny CNN preset is split over the 8 devices, not replicated."""
-  state = _abstract_state(dict(data=1, fsdp=8, model=1), _preset(path, 'tiny'))
+  state = _abstract_state(dict(data=1, fsdp=8, model=1), common.load(with_arg(spec, 'tiny')))
   largest = max(jax.tree.leaves(state.params), key=lambda x: x.size)
   assert largest.ndim >= 2 and largest.sharding.shard_shape(largest.shape)[-2] * 8 == (
-      largest.shape[-2]), (path, largest.shape, largest.sharding.spec)
+      largest.shape[-2]), (spec, largest.shape, largest.sharding.spec)
