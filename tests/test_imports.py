@@ -13,8 +13,7 @@ LAYERS = (
     ('data', 'models'),
     ('weights', 'visualize'),  # Pretrained weights into models; pictures of model outputs.
     ('train',),  # The loop, step, tasks, checkpoints, evaluators.
-    ('aot',),  # Ahead-of-time lowering of the train step (compile and memory checks).
-    ('evaluate', 'predict', 'memory_table', 'benchmarking', 'main'),  # Programs.
+    ('evaluate', 'predict', 'main'),  # Programs.
 )
 
 

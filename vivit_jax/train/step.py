@@ -110,7 +110,7 @@ def make_train_step(model: nn.Module, task, tx: optax.GradientTransformation, sc
                          f'as the step returns it.')
     return out
 
-  compiled_once.lower = with_rules.lower  # AOT lowering, e.g. for vivit_jax.benchmarking.
+  compiled_once.lower = with_rules.lower  # AOT lowering (tools/benchmarks/compile_only).
   compiled_once.num_traces = num_traces  # 1 after any number of steps.
   return compiled_once
 
