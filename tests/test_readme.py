@@ -13,8 +13,9 @@ import pytest
 from tests.helpers import REPO
 
 README = open(os.path.join(REPO, 'README.md')).read()
+ARCHITECTURE = open(os.path.join(REPO, 'docs/architecture.md')).read()
 # Repo paths: configs/..., tools/..., not preceded by a path or word (gs://B/tools/ is not one).
-PATH = re.compile(r'(?<![\w/.$~-])((?:configs|tools|vivit_jax|benchmarks|notebooks|tests)/'
+PATH = re.compile(r'(?<![\w/.$~-])((?:configs|tools|vivit_jax|benchmarks|notebooks|tests|docs)/'
                   r'[\w./{},<>*-]*)')
 MODULE = re.compile(r'\bvivit_jax(?:\.\w+)+')
 
@@ -66,13 +67,27 @@ def _expand(path: str) -> list[str]:
   return [re.sub(r'<[^>]*>|\b[A-Z]+\b', '*', path)]
 
 
+def _missing_paths(text: str) -> list[tuple[str, str]]:
+  return [(path, pattern) for path in sorted(set(PATH.findall(text))) for pattern in _expand(path)
+          if not glob.glob(os.path.join(REPO, pattern))]
+
+
 def test_named_paths_exist():
-  paths = set(PATH.findall(README))
   assert {'configs/default.py', 'configs/video_folder.py', 'tools/build_dataset.py',
-          'benchmarks/default_job.md', 'notebooks/colab_tpu.ipynb'} <= paths
-  missing = [(path, pattern) for path in sorted(paths) for pattern in _expand(path)
-             if not glob.glob(os.path.join(REPO, pattern))]
-  assert not missing, f'README.md names paths that do not exist: {missing}'
+          'benchmarks/default_job.md', 'notebooks/colab_tpu.ipynb',
+          'docs/architecture.md'} <= set(PATH.findall(README))
+  assert not _missing_paths(README), f'README.md names paths that do not exist: ' \
+                                     f'{_missing_paths(README)}'
+
+
+def test_architecture_doc_names_existing_paths_and_modules():
+  """docs/architecture.md's paths exist and so do the vivit_jax packages of its layout."""
+  assert not _missing_paths(ARCHITECTURE), _missing_paths(ARCHITECTURE)
+  layout = ARCHITECTURE[ARCHITECTURE.index('## Layout'):ARCHITECTURE.index('## Layers')]
+  named = set(re.findall(r'^  (\w+)/ ', layout, re.M))
+  assert {'saved', 'data', 'models', 'weights', 'train'} <= named
+  assert all(os.path.isdir(os.path.join(REPO, 'vivit_jax', n)) or
+             os.path.isdir(os.path.join(REPO, 'tools', n)) for n in named), named
 
 
 def test_named_commands_and_modules_exist():
