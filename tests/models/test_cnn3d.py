@@ -434,7 +434,7 @@ def test_tiny_preset_trains(synthetic_data_dir, tmp_path):
      r'nonlocal_blocks\[1\] has \[4\]: stage 2 of ResNet-50 has blocks 0..3'),
     ('resnet3d', dict(nonlocal_blocks=((),)), r'nonlocal_blocks=.* per stage'),
     ('resnet3d', dict(nonlocal_pool=(2, 2)), r'nonlocal_pool=.* 3 ints'),
-    ('resnet3d', dict(temporal_pool=0), r'temporal_pool=0 must be an int >= 1'),
+    ('resnet3d', dict(temporal_pool=0), r'temporal_pool=0 must be a positive int'),
     ('resnet2d', dict(base_width=0), r'config.model.base_width=0'),
     ('r2plus1d', dict(depth=50), r'config.model.depth=50 is not an R\(2\+1\)D depth; use 18 or 34'),
     ('c3d', dict(fc_width=0), r'config.model.fc_width=0'),

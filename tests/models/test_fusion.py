@@ -185,7 +185,7 @@ def test_presets(path):
 @pytest.mark.parametrize('name, fields, match', [
     ('late_fusion', dict(fusion='max'), r"config.model.fusion='max' .* 'concat' or 'pool'"),
     ('late_fusion', dict(num_fusion_frames=-1), r'config.model.num_fusion_frames=-1 .* >= 0'),
-    ('late_fusion', dict(hidden_width=0), r'config.model.hidden_width=0 must be an int >= 1'),
+    ('late_fusion', dict(hidden_width=0), r'config.model.hidden_width=0 must be a positive int'),
     ('single_frame', dict(num_classes=0), r'config.model.num_classes=0 must be a positive int'),
     ('early_fusion', dict(depth=20), r'config.model.depth=20 is not a ResNet depth'),
 ])

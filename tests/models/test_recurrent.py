@@ -180,7 +180,7 @@ def test_shapes_dtypes_and_logical_names():
     ('conv_gru', dict(levels=(1, 2), hidden_widths=(2,)),
      r'config.model.hidden_widths=\(2,\) needs one width per level'),
     ('conv_gru', dict(levels=(4,), hidden_widths=(0,)), r'config.model.hidden_widths\[0\]=0'),
-    ('conv_gru', dict(kernel_size=2), r'config.model.kernel_size: the ConvGRU kernel .* odd'),
+    ('conv_gru', dict(kernel_size=2), r'config.model.kernel_size=2 must be a positive odd int'),
 ])
 def test_config_errors(name, fields, match):
   config = ml_collections.ConfigDict(dict(name=name, num_classes=5, **fields))

@@ -189,11 +189,11 @@ def test_cpu_conv_formulation_keeps_the_numbers(monkeypatch):
 
 @pytest.mark.parametrize('fields, match', [
     (dict(depth=20), r'config.model.depth=20 .* 10, 18, 34, 50, 101, 152'),
-    (dict(alpha=0), r'config.model.alpha=0 must be an int >= 1'),
-    (dict(beta_inv=0), r'config.model.beta_inv=0 must be an int >= 1'),
+    (dict(alpha=0), r'config.model.alpha=0 must be a positive int'),
+    (dict(beta_inv=0), r'config.model.beta_inv=0 must be a positive int'),
     (dict(base_width=12), r'config.model.base_width=12 must be divisible by '
                           r'config.model.beta_inv=8'),
-    (dict(fusion_kernel=4), r'config.model.fusion_kernel: .* positive odd int'),
+    (dict(fusion_kernel=4), r'config.model.fusion_kernel=4 must be a positive odd int'),
     (dict(fusion_conv_channel_ratio=0), r'config.model.fusion_conv_channel_ratio=0'),
     (dict(nonlocal_blocks=((), (4,), (), ())),
      r'nonlocal_blocks\[1\] has \[4\]: stage 2 of ResNet-50 has blocks 0..3'),

@@ -29,7 +29,6 @@ cuDNN trace the cuDNN kernel for a compile-only GPU build. The flash kernels run
 (`shard_map` over the mesh axes of 'batch' and 'heads' under the active logical-axis rules).
 """
 import contextlib
-import functools
 import math
 import threading
 from typing import Any, Callable, Optional, Sequence

@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from vivit_jax.models import inputs, resnet
-from vivit_jax.models.layers import Dtype, check_positive_int, partitioned
+from vivit_jax.models.layers import Dtype, check_int, partitioned
 
 # (name, conv width in units of base_width) or (name, (pool window = stride), padding).
 LAYERS = (
@@ -68,7 +68,7 @@ class C3D(nn.Module):
 
   def __post_init__(self):
     for field in ('base_width', 'fc_width'):
-      check_positive_int(field, getattr(self, field), 'the paper: base_width 64, fc_width 4096')
+      check_int(field, getattr(self, field), 'the paper: base_width 64, fc_width 4096')
     super().__post_init__()
 
   @nn.compact

@@ -21,7 +21,7 @@ import numpy as np
 
 from vivit_jax.models import frame_resnet, resnet
 from vivit_jax.models.inputs import check_video
-from vivit_jax.models.layers import check_positive_int, partitioned
+from vivit_jax.models.layers import check_int, partitioned
 
 FUSIONS = ('concat', 'pool')
 
@@ -44,7 +44,7 @@ class FusingFrameResNet(frame_resnet.FrameResNet):
   fused feature (this file and two_stream.py)."""
 
   def __post_init__(self):
-    check_positive_int('num_classes', self.num_classes,
+    check_int('num_classes', self.num_classes,
                        f'for {type(self).__name__}: it fuses class scores or heads a fused '
                        f'feature')
     super().__post_init__()
@@ -89,11 +89,8 @@ class LateFusion(FusingFrameResNet):
     if self.fusion not in FUSIONS:
       raise ValueError(f"config.model.fusion='{self.fusion}' is not a late fusion; use "
                        f"'concat' or 'pool'.")
-    for field, low, what in (('num_fusion_frames', 0, '>= 0 (0: every frame)'),
-                             ('hidden_width', 1, '>= 1')):
-      value = getattr(self, field)
-      if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ValueError(f'config.model.{field}={value!r} must be an int {what}.')
+    check_int('num_fusion_frames', self.num_fusion_frames, '0: every frame', minimum=0)
+    check_int('hidden_width', self.hidden_width, "the fc's width")
     super().__post_init__()
 
   def frame_indices(self, num_frames: int) -> np.ndarray:

@@ -10,6 +10,7 @@ Every parameter carries logical axis names ('embed', 'mlp', 'heads', 'kv', 'clas
 ('batch', 'length', 'embed') between blocks.
 """
 import functools
+import numbers
 from typing import Any, Callable, Optional, Sequence
 
 import flax.linen as nn
@@ -61,11 +62,17 @@ def check_choices(model: str, choices: Sequence[tuple[str, Any, Sequence[Any]]])
                        f"supported: {', '.join(map(str, allowed))}")
 
 
-def check_positive_int(field: str, value: Any, hint: str):
-  """ValueError 'config.model.FIELD=VALUE must be a positive int (HINT).' unless `value` is an int
-  >= 1 (bools refused)."""
-  if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-    raise ValueError(f'config.model.{field}={value!r} must be a positive int ({hint}).')
+def check_int(field: str, value: Any, hint: str = '', *, minimum: int = 1, odd: bool = False):
+  """The one check of the models' integer fields: ValueError 'config.model.FIELD=VALUE must be a
+  positive [odd] int (HINT).' (or 'an int >= MINIMUM') unless `value` is an int (numpy's too,
+  bools refused) >= `minimum`, and odd if `odd` (temporal kernels: symmetric padding keeps the
+  length)."""
+  bad = (not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum
+         or (odd and value % 2 == 0))
+  if bad:
+    kind = f'a positive {"odd " if odd else ""}int' if minimum == 1 else f'an int >= {minimum}'
+    raise ValueError(f'config.model.{field}={value!r} must be {kind}'
+                     f'{f" ({hint})" if hint else ""}.')
 
 
 def constrain_residual(x: jax.Array) -> jax.Array:

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 
 from vivit_jax.models import resnet
 from vivit_jax.models.inputs import check_video
-from vivit_jax.models.layers import Dtype, check_positive_int
+from vivit_jax.models.layers import Dtype, check_int
 
 DEPTHS = {d: resnet.DEPTHS[d] for d in (18, 34)}  # Basic-block ResNets.
 STEM_MID_WIDTH = 45  # The (2+1)D stem's M at base_width 64 (VMZ, torchvision).
@@ -98,9 +98,9 @@ class R2Plus1D(nn.Module):
   def __post_init__(self):
     if self.depth not in DEPTHS:
       raise ValueError(f'config.model.depth={self.depth} is not an R(2+1)D depth; use 18 or 34.')
-    check_positive_int('base_width', self.base_width, '64 in the paper')
+    check_int('base_width', self.base_width, '64 in the paper')
     if self.stem_mid_width is not None:
-      check_positive_int('stem_mid_width', self.stem_mid_width, 'or None for 45 * base_width / 64')
+      check_int('stem_mid_width', self.stem_mid_width, 'or None for 45 * base_width / 64')
     super().__post_init__()
 
   @nn.compact

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from vivit_jax.models import frame_resnet, resnet
-from vivit_jax.models.layers import Dtype, check_positive_int, partitioned
+from vivit_jax.models.layers import Dtype, check_int, partitioned
 
 READOUTS = ('last', 'mean')
 # Flax's recurrent-cell defaults (LeCun normal inputs, orthogonal recurrence), with logical names.
@@ -107,8 +107,8 @@ class CNNLSTM(frame_resnet.FrameResNet):
 
   def __post_init__(self):
     super().__post_init__()
-    check_positive_int('lstm_width', self.lstm_width, 'LSTM units, e.g. 256')
-    check_positive_int('num_lstm_layers', self.num_lstm_layers, 'stacked LSTMs, e.g. 1')
+    check_int('lstm_width', self.lstm_width, 'LSTM units, e.g. 256')
+    check_int('num_lstm_layers', self.num_lstm_layers, 'stacked LSTMs, e.g. 1')
     if self.readout not in READOUTS:
       raise ValueError(f"config.model.readout='{self.readout}' is not a readout; use 'last' "
                        f"(the last step's logits) or 'mean' (per-step logits averaged).")
@@ -172,9 +172,8 @@ class ConvGRU(frame_resnet.FrameResNet):
       raise ValueError(f'config.model.hidden_widths={self.hidden_widths!r} needs one width per '
                        f'level of config.model.levels={self.levels!r}.')
     for i, width in enumerate(self.hidden_widths):
-      check_positive_int(f'hidden_widths[{i}]', width, 'ConvGRU channels')
-    resnet._check_positive_odd('kernel_size', self.kernel_size,  # pylint: disable=protected-access
-                               'the ConvGRU kernel')
+      check_int(f'hidden_widths[{i}]', width, 'ConvGRU channels')
+    check_int('kernel_size', self.kernel_size, 'the ConvGRU kernel', odd=True)
 
   @nn.compact
   def __call__(self, video: jax.Array, *, train: bool) -> jax.Array:

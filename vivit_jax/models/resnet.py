@@ -30,7 +30,7 @@ head ('conv_out', 'classes'). The default config.sharding_rules split 'conv_in' 
 replicate.
 """
 import functools
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import flax.linen as nn
 import jax
@@ -38,7 +38,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from vivit_jax.models import attention, inputs
-from vivit_jax.models.layers import Dtype, check_positive_int, partitioned
+from vivit_jax.models.layers import Dtype, check_int, partitioned
 
 BN_MOMENTUM = 0.9  # Flax's momentum: running = 0.9 running + 0.1 batch (PyTorch momentum 0.1).
 BN_EPSILON = 1e-5
@@ -286,12 +286,6 @@ class Stage(nn.Module):
     return x
 
 
-def _check_positive_odd(field: str, value: Any, what: str):
-  if not isinstance(value, int) or isinstance(value, bool) or value < 1 or value % 2 == 0:
-    raise ValueError(f'config.model.{field}: {what} must be a positive odd int (symmetric '
-                     f'padding keeps the length), got {value!r}.')
-
-
 class _ResNet(nn.Module):
   """Fields and parts shared by ResNet2D and ResNet3D (see the module docstring)."""
   num_classes: int  # 0: return the pooled features (B, D) instead of logits.
@@ -306,7 +300,7 @@ class _ResNet(nn.Module):
     if self.depth not in DEPTHS:
       raise ValueError(f'config.model.depth={self.depth} is not a ResNet depth; use one of '
                        f'{", ".join(map(str, DEPTHS))}.')
-    check_positive_int('base_width', self.base_width, '64 for the standard ResNets')
+    check_int('base_width', self.base_width, '64 for the standard ResNets')
     super().__post_init__()
 
   @property
@@ -405,11 +399,10 @@ class ResNet3D(_ResNet):
         raise ValueError(f'config.model.temporal_kernels[{s}] is empty; give an int or a '
                          f'non-empty sequence of kernel sizes.')
       for kt in cycle:
-        _check_positive_odd(f'temporal_kernels[{s}]', kt, 'each temporal kernel')
-    _check_positive_odd('stem_temporal_kernel', self.stem_temporal_kernel, 'the stem kernel')
-    if not isinstance(self.temporal_pool, int) or self.temporal_pool < 1:
-      raise ValueError(f'config.model.temporal_pool={self.temporal_pool!r} must be an int >= 1 '
-                       f'(1: no temporal pooling).')
+        check_int(f'temporal_kernels[{s}]', kt, 'a temporal kernel', odd=True)
+    check_int('stem_temporal_kernel', self.stem_temporal_kernel, 'the stem kernel',
+                       odd=True)
+    check_int('temporal_pool', self.temporal_pool, '1: no temporal pooling')
     if len(self.nonlocal_blocks) != NUM_STAGES:
       raise ValueError(f'config.model.nonlocal_blocks={self.nonlocal_blocks!r} needs one tuple of '
                        f'block indices per stage ({NUM_STAGES}), e.g. ((), (1, 3), (1, 3, 5), ()).')

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from vivit_jax.models import inputs, resnet
-from vivit_jax.models.layers import Dtype
+from vivit_jax.models.layers import Dtype, check_int
 
 SLOW_TEMPORAL_KERNELS = (1, 1, 3, 3)  # res2..res5; stem 1.
 FAST_TEMPORAL_KERNELS = (3, 3, 3, 3)
@@ -75,11 +75,6 @@ class FuseFastToSlow(nn.Module):
     return jnp.concatenate([slow, y], axis=-1)
 
 
-def _check_int(field: str, value, minimum: int, hint: str):
-  if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-    raise ValueError(f'config.model.{field}={value!r} must be an int >= {minimum} ({hint}).')
-
-
 class SlowFast(resnet._ResNet):  # pylint: disable=protected-access
   """SlowFast: video (B, T, H, W, C) float32, T the fast pathway's frames and divisible by alpha
   -> logits (B, num_classes) float32 (num_classes 0: the pooled [slow, fast] features).
@@ -97,16 +92,15 @@ class SlowFast(resnet._ResNet):  # pylint: disable=protected-access
 
   def __post_init__(self):
     super().__post_init__()  # Checks depth and base_width.
-    _check_int('alpha', self.alpha, 1, 'the speed ratio; 8 in SlowFast 4x16, 4 in 8x8')
-    _check_int('beta_inv', self.beta_inv, 1, 'the inverse channel ratio; 8 in the paper')
+    check_int('alpha', self.alpha, 'the speed ratio; 8 in SlowFast 4x16, 4 in 8x8')
+    check_int('beta_inv', self.beta_inv, 'the inverse channel ratio; 8 in the paper')
     if self.base_width % self.beta_inv:
       raise ValueError(f'config.model.base_width={self.base_width} must be divisible by '
                        f'config.model.beta_inv={self.beta_inv} (the fast pathway is '
                        f'base_width / beta_inv wide).')
-    resnet._check_positive_odd('fusion_kernel', self.fusion_kernel,  # pylint: disable=protected-access
-                               'the lateral temporal kernel')
-    _check_int('fusion_conv_channel_ratio', self.fusion_conv_channel_ratio, 1,
-               'lateral width / fast width; 2 in the paper')
+    check_int('fusion_kernel', self.fusion_kernel, 'the lateral temporal kernel', odd=True)
+    check_int('fusion_conv_channel_ratio', self.fusion_conv_channel_ratio,
+                       'lateral width / fast width; 2 in the paper')
     self.pathway(fast=False, parent=None)  # Unbound, so ResNet3D's checks run at build time.
 
   @property

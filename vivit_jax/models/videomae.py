@@ -139,14 +139,6 @@ def encoder_params(pretrain_params: dict, model_config) -> dict:
   return {'embedding': pretrain_params['embedding'], 'encoder': encoder}
 
 
-def _check_positive_ints(module: nn.Module, fields: Sequence[str]):
-  """ValueError naming the first config.model field of `fields` that is not a positive int."""
-  for field in fields:
-    value = getattr(module, field)
-    if not isinstance(value, (int, np.integer)) or value < 1:
-      raise ValueError(f'config.model.{field}={value!r} must be a positive int.')
-
-
 class _Encoder(encoder.TransformerFields):
   """Fields and the encoder shared by VideoMAE and VideoMAEPretrain (parameters `embedding`,
   `encoder/block_i`, [`encoder/norm`]): encoder.TransformerFields (ViT-B; HF's default
@@ -157,8 +149,9 @@ class _Encoder(encoder.TransformerFields):
 
   def _check(self, model: str):
     self.check_transformer_fields(model)
-    _check_positive_ints(self, ('patch_size', 'tubelet_size', 'hidden_size', 'num_layers',
-                                'num_heads', 'mlp_dim'))
+    for field in ('patch_size', 'tubelet_size', 'hidden_size', 'num_layers', 'num_heads',
+                  'mlp_dim'):
+      layers.check_int(field, getattr(self, field))
     if self.hidden_size % self.num_heads:
       raise ValueError(f'config.model.hidden_size={self.hidden_size} is not divisible by '
                        f'config.model.num_heads={self.num_heads}.')
@@ -201,8 +194,7 @@ class VideoMAE(_Encoder, kw_only=True):
 
   def __post_init__(self):
     self._check('videomae')
-    if not isinstance(self.num_classes, (int, np.integer)) or self.num_classes < 0:
-      raise ValueError(f'config.model.num_classes={self.num_classes!r} must be an int >= 0.')
+    layers.check_int('num_classes', self.num_classes, '0: the pooled features', minimum=0)
     super().__post_init__()
 
   @nn.compact
@@ -262,8 +254,9 @@ class VideoMAEPretrain(_Encoder):
     self._check('videomae_pretrain')
     layers.check_choices('videomae_pretrain', (('mask_type', self.mask_type,
                                                 masking.MASK_TYPES),))
-    _check_positive_ints(self, ('decoder_hidden_size', 'decoder_num_layers', 'decoder_num_heads',
-                                'decoder_mlp_dim'))
+    for field in ('decoder_hidden_size', 'decoder_num_layers', 'decoder_num_heads',
+                  'decoder_mlp_dim'):
+      layers.check_int(field, getattr(self, field))
     if self.decoder_hidden_size % self.decoder_num_heads:
       raise ValueError(f'config.model.decoder_hidden_size={self.decoder_hidden_size} is not '
                        f'divisible by config.model.decoder_num_heads={self.decoder_num_heads}.')
