@@ -54,6 +54,11 @@ def _x3d_name(module: tuple[str, ...], head_block: int) -> str:
   return _STEM.get(module[0]) or f'blocks.{head_block}.{head[module[0]]}'
 
 
+def _network_order(name: str) -> list[tuple]:
+  """A sort key putting PyTorchVideo names in network order (blocks.2 before blocks.10)."""
+  return [(0, int(p), '') if p.isdigit() else (1, 0, p) for p in name.split('.')]
+
+
 def _convert(weight: np.ndarray) -> np.ndarray:
   """A torch conv weight (O, I, kt, kh, kw) -> (kt, kh, kw, I, O); a Linear's (O, I) -> (I, O);
   vectors as they are."""
@@ -72,23 +77,23 @@ def x3d_variables(state_dict: Mapping[str, np.ndarray], model: x3d.X3D) -> Varia
   abstract = traverse_util.flatten_dict(nn.unbox(jax.eval_shape(
       lambda: model.init(jax.random.key(0), jnp.zeros((1, 1, 32, 32, 3)), train=False))))
   head_block = len(x3d.DEPTHS) + 1
-  plan = {key: f'{_x3d_name(key[1:-1], head_block)}.{_LEAVES[key[0], key[-1]]}'
-          for key in abstract}
+  keys = {f'{_x3d_name(key[1:-1], head_block)}.{_LEAVES[key[0], key[-1]]}': key
+          for key in abstract}  # PyTorchVideo's name -> ours.
   described = f'X3D {model.stages()} (blocks, width, inner width) per stage'
-  missing = [name for name in plan.values() if name not in state_dict]
+  missing = sorted((name for name in keys if name not in state_dict), key=_network_order)
   if missing:
     raise ValueError(f'The state dict lacks {len(missing)} tensors of {described}, first '
                      f'{missing[:3]}: not a PyTorchVideo X3D state dict of this size (check '
                      f'config.model.depth_factor, base_width, head_width, num_classes).')
-  counters = {name.rsplit('.', 1)[0] + '.num_batches_tracked' for name in plan.values()}
-  extra = [name for name in state_dict if name not in counters and name not in plan.values()]
+  counters = {name.rsplit('.', 1)[0] + '.num_batches_tracked' for name in keys}
+  extra = [name for name in state_dict if name not in counters and name not in keys]
   if extra:
     raise ValueError(f'The state dict has {len(extra)} tensors that {described} has no place '
                      f'for, first {extra[:3]}: another architecture or size (check '
                      f'config.model.depth_factor and se_ratio).')
   flat = {}
-  for key, name in plan.items():
-    value = _convert(state_dict[name])
+  for name in filter(keys.__contains__, state_dict):  # In the state dict's (network) order.
+    key, value = keys[name], _convert(state_dict[name])
     if value.shape != abstract[key].shape:
       raise ValueError(f"The state dict's '{name}' {tuple(np.shape(state_dict[name]))} gives "
                        f"{'/'.join(key)} the shape {value.shape}, but {described} has "
