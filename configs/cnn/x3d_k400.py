@@ -12,19 +12,20 @@ inverted bottlenecks (depthwise 3x3x3, squeeze-excitation on every other block, 
 15), a 1x1x1 conv to 432, global average pool, a 2048-wide fc with ReLU, dropout 0.5, the
 classifier; zero-initialised last BN of each block. The sizes differ in depth and clip only:
 
-  size  frames x stride  crop  train scale  test scale  batch  lr    epochs  published (paper Table 4)
-  XS    4 x 12           160   182-228      182         128    0.1   300     3.8M  0.6 GFLOPs  68.6%
-  S     13 x 6           160   182-228      182         128    0.1   300     3.8M  2.0 GFLOPs  72.9%
-  M     16 x 5           224   256-320      256         128    0.1   300     3.8M  6.2 GFLOPs  74.6%
-  L     16 x 5           312   356-446      356         64     0.05  256     6.1M  24.8 GFLOPs 76.8%
+  size  frames x stride crop  scale: train  test  batch  lr    epochs  published: params GMACs top-1
+  XS    4 x 12          160   182-228       182   128    0.1   300                3.8M   0.6   68.6%
+  S     13 x 6          160   182-228       182   128    0.1   300                3.8M   2.0   72.9%
+  M     16 x 5          224   256-320       256   128    0.1   300                3.8M   6.2   74.6%
+  L     16 x 5          312   356-446       356   64     0.05  256                6.1M   24.8  76.8%
 
-('GFLOPs' there are multiply-adds per view; M and L counted at their 256 and 356 test crops.)
+Published: the X3D paper; its 'GFLOPs' are multiply-adds (GMACs) per view, M's and L's at their
+256 and 356 test crops (at the training crops its Table 3 gives 0.60, 1.96, 4.73, 18.37).
+PySlowFast's model zoo (10 clips x 3 crops): XS 69.5%, S 73.5%, M 76.2%, L 77.5%.
 Measured here (tests/models/test_x3d.py): 3,794,274 parameters for XS/S/M and 6,153,384 for L,
-equal to PyTorchVideo's create_x3d; conv and fc multiply-adds per view 0.605 G (XS, 4 x 160^2),
-1.96 G (S, 13 x 160^2), 4.73 G (M, 16 x 224^2; 6.18 G at 256^2), 18.37 G (L, 16 x 312^2; 23.9 G
-at 356^2): the paper's Table 3 (0.60, 1.96, 4.73, 18.37) to the digit. Logits equal to
-PyTorchVideo's X3D with converted weights (vivit_jax/weights/pytorchvideo.py) to 1e-5 in float32.
-PySlowFast's model zoo (30 views): XS 69.5%, S 73.5%, M 76.2%, L 77.5%.
+equal to PyTorchVideo's create_x3d; conv and fc multiply-adds per view 0.605 G (XS), 1.96 G (S),
+4.73 G (M; 6.18 G at 256^2), 18.37 G (L; 23.9 G at 356^2) at the training crops, Table 3 to the
+digit. With a PyTorchVideo state dict converted by vivit_jax/weights/pytorchvideo.py, the logits
+equal PyTorchVideo's X3D to 5e-7 (float32, a small random-weight X3D).
 Recipe (X3D_*.yaml and PySlowFast defaults): SGD momentum 0.9 Nesterov, weight decay 5e-5 (not on
 BN or biases), cosine over the epochs above after 35 warmup epochs, dropout 0.5, horizontal flip,
 mean/std 0.45/0.225, no gradient clipping, no label smoothing; testing 10 clips x 3 crops,
