@@ -16,8 +16,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(REPO, 'README.md')
 START, END = '<!-- model-table:start -->', '<!-- model-table:end -->'
 # Config path[:arg] -> (model, the published G multiply-adds per view: ViViT Table 4, VideoMAE
-# Table 6 (K400), the PySlowFast model zoo (at 256 x 256 views), torchvision's video models;
-# else None).
+# Table 6 (K400), the PySlowFast model zoo (at 256 x 256 views), torchvision's video models,
+# X3D's Tables 3 and 4; else None).
 PRESETS = {
     'configs/vivit/k400.py': ('ViViT-B/16x2 Model 1, spatio-temporal', 455.2),
     'configs/vivit/k400.py:factorised_encoder': ('ViViT-B/16x2 Model 2, factorised encoder',
@@ -37,6 +37,10 @@ PRESETS = {
     'configs/cnn/slowfast_r50_k400.py': ('SlowFast-R50 8x8', '65.7 at 256x256'),
     'configs/cnn/r2plus1d_18_k400.py': ('R(2+1)D-18', '40.5 (torchvision)'),
     'configs/cnn/r2plus1d_18_k400.py:r3d': ('R3D-18', '40.7 (torchvision)'),
+    'configs/cnn/x3d_k400.py:XS': ('X3D-XS', 0.6),
+    'configs/cnn/x3d_k400.py:S': ('X3D-S', 2.0),
+    'configs/cnn/x3d_k400.py:M': ('X3D-M', '6.2 at 256x256 (4.73 at 224x224)'),
+    'configs/cnn/x3d_k400.py:L': ('X3D-L', '24.8 at 356x356 (18.37 at 312x312)'),
     'configs/cnn/c3d_sports1m.py': ('C3D', None),
     'configs/cnn/single_frame.py': ('single frame, ResNet-18', None),
     'configs/cnn/late_fusion.py': ('late fusion (concat), ResNet-18', None),

@@ -81,14 +81,17 @@ def _conv3d_as_2d(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
 
 def _conv3d(x: jax.Array, kernel: jax.Array, window_strides, padding, *, lhs_dilation,
             rhs_dilation, dimension_numbers, feature_group_count, precision) -> jax.Array:
-  """nn.Conv's `conv_general_dilated` for the 3D convs of `conv` (channels-last, no dilation, one
-  group): on CPU `_conv3d_as_2d` (XLA:CPU runs 3D convolutions and their gradients 10-50x slower
-  than 2D ones: the tiny SlowFast train step 0.72 s -> 0.15 s, I3D 0.27 s -> 0.07 s), elsewhere
-  lax's 3D convolution."""
-  del lhs_dilation, rhs_dilation, feature_group_count  # All 1 in `conv`.
+  """nn.Conv's `conv_general_dilated` for the 3D convs of `conv` (channels-last, no dilation): on
+  CPU `_conv3d_as_2d` for ungrouped convs (XLA:CPU runs 3D convolutions and their gradients
+  10-50x slower than 2D ones: the tiny SlowFast train step 0.72 s -> 0.15 s, I3D 0.27 s ->
+  0.07 s), elsewhere, and for grouped (depthwise) convs, lax's 3D convolution (XLA:CPU's grouped
+  2D convolution is slower still: a depthwise 3x3x3 conv's gradient 4-15x)."""
+  del lhs_dilation, rhs_dilation  # All 1 in `conv`.
   native = functools.partial(lax.conv_general_dilated, window_strides=window_strides,
                              padding=padding, dimension_numbers=dimension_numbers,
-                             precision=precision)
+                             feature_group_count=feature_group_count, precision=precision)
+  if feature_group_count > 1:
+    return native(x, kernel)
   as_2d = functools.partial(_conv3d_as_2d, strides=window_strides, padding=padding,
                             precision=precision)
   return lax.platform_dependent(x, kernel, cpu=as_2d, default=native)
@@ -96,14 +99,15 @@ def _conv3d(x: jax.Array, kernel: jax.Array, window_strides, padding, *, lhs_dil
 
 def conv(features: int, kernel: Sequence[int], strides: Optional[Sequence[int]] = None, *,
          dtype: Dtype, param_dtype: Dtype, name: str, use_bias: bool = False,
-         kernel_init: nn.initializers.Initializer = CONV_INIT) -> nn.Conv:
+         kernel_init: nn.initializers.Initializer = CONV_INIT, groups: int = 1) -> nn.Conv:
   """A 2D or 3D convolution (by len(kernel)) with PyTorch's padding k // 2 on each side; kernel
-  (*kernel, Cin, features) named (None, ..., 'conv_in', 'conv_out'). 3D ones run as 2D
-  convolutions on CPU (`_conv3d`), the same numbers."""
+  (*kernel, Cin / groups, features) named (None, ..., 'conv_in', 'conv_out'); groups = Cin =
+  features makes it depthwise. Ungrouped 3D ones run as 2D convolutions on CPU (`_conv3d`), the
+  same numbers."""
   kernel = tuple(kernel)
   return nn.Conv(features, kernel, tuple(strides or (1,) * len(kernel)),
-                 padding=[(k // 2, k // 2) for k in kernel], use_bias=use_bias, dtype=dtype,
-                 param_dtype=param_dtype,
+                 padding=[(k // 2, k // 2) for k in kernel], feature_group_count=groups,
+                 use_bias=use_bias, dtype=dtype, param_dtype=param_dtype,
                  kernel_init=partitioned(kernel_init,
                                          (None,) * len(kernel) + ('conv_in', 'conv_out')),
                  bias_init=partitioned(nn.initializers.zeros, ('conv_out',)), name=name,
