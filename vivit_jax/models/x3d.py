@@ -39,7 +39,7 @@ import jax.numpy as jnp
 
 from vivit_jax.models import resnet
 from vivit_jax.models.inputs import check_video
-from vivit_jax.models.layers import Dtype, check_positive_int
+from vivit_jax.models.layers import Dtype, check_int
 
 DEPTHS = (1, 2, 5, 3)  # Blocks per stage before depth_factor.
 STAGE_WIDTH_RATIO = 2.0  # Width ratio of successive stages before width_factor.
@@ -150,8 +150,8 @@ class X3D(nn.Module):
   param_dtype: Dtype = jnp.float32
 
   def __post_init__(self):
-    check_positive_int('base_width', self.base_width, '12 in the paper')
-    check_positive_int('head_width', self.head_width, '2048 in the paper')
+    check_int('base_width', self.base_width, '12 in the paper')
+    check_int('head_width', self.head_width, '2048 in the paper')
     _check_positive('width_factor', self.width_factor, '2.0 in the paper')
     _check_positive('depth_factor', self.depth_factor, '2.2 for X3D-XS/S/M, 5.0 for X3D-L')
     _check_positive('bottleneck_factor', self.bottleneck_factor, '2.25 in the paper')
