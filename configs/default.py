@@ -15,8 +15,10 @@ import ml_collections
 
 
 def get_config(arg=None):
-  """Returns the default ConfigDict. `arg` is unused (kept for `configs/X.py:arg`)."""
-  del arg
+  """Returns the default ConfigDict; the default job takes no argument (`configs/X.py:ARG`)."""
+  if arg:
+    raise ValueError(f"Unknown preset argument '{arg}' in configs/default.py:{arg}; the default "
+                     f"job takes none (override fields with --config.a.b=value).")
   config = ml_collections.ConfigDict()
   config.seed = 0
   config.task = 'classification'  # Or 'masked_video_modeling' (VideoMAE pre-training).

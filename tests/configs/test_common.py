@@ -44,6 +44,11 @@ def test_load_reads_path_and_argument():
   assert common.load('configs/default.py').to_dict() == common.default_config().to_dict()
 
 
+def test_the_default_job_refuses_an_argument():
+  with pytest.raises(ValueError, match=r"'tiyn' in configs/default.py.*--config\.a\.b=value"):
+    common.load('configs/default.py:tiyn')
+
+
 def test_kinetics_presets_count_the_same_training_clips():
   """Steps per epoch from KINETICS400_TRAIN_CLIPS in every family: ViViT 30 epochs of 64,
   TimeSformer 15 of 8, I3D 196 of 64, VideoMAE-B fine-tuning 75 of 384."""
