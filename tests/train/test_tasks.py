@@ -113,22 +113,21 @@ def test_rows_without_video_ids_are_separate_videos_across_batches():
 
 
 def test_masked_video_modeling_loss_is_masked_mean_of_per_example_mse():
+  """The task weights the model's per-example MSE (`example_loss`) by the padding mask."""
   rng = np.random.default_rng(0)
-  pred, target = (rng.normal(size=(5, 6, 12)).astype(np.float32) for _ in range(2))
+  per_example = rng.uniform(0.5, 2.0, size=(5,)).astype(np.float32)
   mask = np.array([1, 0, 1, 1, 0], np.float32)
   task = tasks.MaskedVideoModeling()
-  loss, sums = task.loss({'pred': jnp.asarray(pred), 'target': jnp.asarray(target)},
-                         {'mask': jnp.asarray(mask)})
-  per_example = ((pred.astype(np.float64) - target) ** 2).mean(axis=(1, 2))
+  outputs = {'example_loss': jnp.asarray(per_example)}
+  loss, sums = task.loss(outputs, {'mask': jnp.asarray(mask)})
   np.testing.assert_allclose(loss, per_example[mask > 0].mean(), rtol=1e-6)
   np.testing.assert_allclose(sums['loss_sum'], per_example[mask > 0].sum(), rtol=1e-6)
   assert float(sums['count']) == 3.0
-  unmasked, _ = task.loss({'pred': jnp.asarray(pred), 'target': jnp.asarray(target)}, {})
-  np.testing.assert_allclose(unmasked, per_example.mean(), rtol=1e-6)
+  np.testing.assert_allclose(task.loss(outputs, {})[0], per_example.mean(), rtol=1e-6)
   evaluator = task.evaluator()
   for half in (slice(0, 2), slice(2, 5)):
     evaluator.add(jax.device_get(task.eval_outputs(
-        {'pred': pred[half], 'target': target[half]}, {'mask': mask[half]})))
+        {'example_loss': per_example[half]}, {'mask': mask[half]})))
   result = evaluator.result()
   np.testing.assert_allclose(result['eval/loss'], per_example[mask > 0].mean(), rtol=1e-6)
   assert result['eval/count'] == 3.0
@@ -146,12 +145,15 @@ def test_masked_video_modeling_loss_is_nan_for_a_bad_cube_mask_under_jit():
     batch = {'video': video, 'cube_mask': cube_mask}
     outputs = model.apply(variables, video, train=False, rngs={'masking': jax.random.key(0)},
                           **tasks.model_kwargs(task, batch))
-    return task.loss(outputs, batch)[0], outputs['loss']
+    return task.loss(outputs, batch)[0], outputs
 
   good = np.asarray(_tube(0))
   bad = good.copy()
   bad[0, np.argmin(bad[0])] = True  # One cube too many: the model cannot raise under jit.
-  task_loss, model_loss = loss(video, good)
-  np.testing.assert_allclose(task_loss, model_loss, rtol=1e-6)  # Same count of cubes per row.
+  task_loss, outputs = loss(video, good)
+  pred, target = np.asarray(outputs['pred'], np.float64), np.asarray(outputs['target'])
+  np.testing.assert_allclose(outputs['example_loss'], ((pred - target) ** 2).mean(axis=(1, 2)),
+                             rtol=1e-5)
+  np.testing.assert_allclose(task_loss, outputs['loss'], rtol=1e-6)  # Same cubes per row.
   assert np.isfinite(task_loss)
   assert np.isnan(loss(video, bad)[0])

@@ -217,6 +217,7 @@ class VideoMAEPretrain(_Encoder):
   """Masked video modelling. `__call__(video (B, T, H, W, C), *, train, mask=None) -> dict`:
 
     loss        () float32: mean squared error of pred against target (module docstring).
+    example_loss (B,) float32: that error per example (loss is their mean).
     pred        (B, K, cube_dim) float32: the decoder's pixel predictions for the K reconstructed
                 cubes, cube_dim = t * p * p * C in (t, p_h, p_w, C) order (Hugging Face `logits`).
     target      (B, K, cube_dim) float32: their targets (norm_pix_loss-normalised or not).
@@ -327,10 +328,11 @@ class VideoMAEPretrain(_Encoder):
     targets = cube_targets(jax.lax.stop_gradient(video), self.tubelet_size, self.patch_size,
                            self.pixel_mean, self.pixel_std, self.norm_pix_loss)
     target = jnp.take_along_axis(targets, reconstruct[..., None], axis=1)
-    loss = jnp.mean(jnp.square(pred - target))
+    example_loss = jnp.mean(jnp.square(pred - target), axis=(1, 2))
     if count_ok is not True:
-      loss = jnp.where(count_ok, loss, jnp.nan)
-    return {'loss': loss, 'pred': pred, 'target': target, 'pred_index': reconstruct,
+      example_loss = jnp.where(count_ok, example_loss, jnp.nan)
+    return {'loss': jnp.mean(example_loss), 'example_loss': example_loss, 'pred': pred,
+            'target': target, 'pred_index': reconstruct,
             'mask': mask, 'visible_index': visible}
 
 

@@ -156,12 +156,12 @@ class Classification:
 
 
 class MaskedVideoModeling:
-  """Masked-cube pixel regression (VideoMAE): the model returns {'pred', 'target', ...}.
+  """Masked-cube pixel regression (VideoMAE): the model returns {'example_loss', 'pred', ...}.
 
-  The loss is the mean squared error of `pred` against `target` (B, N_dec, cube_dim), per example
-  then weighted by the padding mask. A batch may carry an explicit 'cube_mask' (B, N) bool; when
-  the model flags it as invalid under jit (its own 'loss' NaN), the loss is NaN too, so the train
-  step skips the update instead of training on a wrong mask.
+  The loss is the model's mean squared error per example (`example_loss` (B,)) weighted by the
+  padding mask. A batch may carry an explicit 'cube_mask' (B, N) bool; when the model finds it
+  invalid under jit its losses are NaN, so the train step skips the update instead of training on
+  a wrong mask.
   """
   evals = ('reconstructions',)  # WORKDIR/reconstructions/step_N.png at each evaluation.
   model_inputs = {'cube_mask': 'mask'}  # An explicit mask replaces the model's random one.
@@ -171,10 +171,7 @@ class MaskedVideoModeling:
     return batch
 
   def loss(self, outputs, batch):
-    diff = outputs['pred'].astype(jnp.float32) - outputs['target'].astype(jnp.float32)
-    per_example = jnp.mean(jnp.square(diff), axis=(1, 2))
-    if 'loss' in outputs:  # The model's NaN for a bad cube_mask (count checked under jit).
-      per_example = jnp.where(jnp.isnan(outputs['loss']), jnp.nan, per_example)
+    per_example = outputs['example_loss']
     weights = _weights(batch, per_example.shape[0])
     metrics = {'loss_sum': jnp.sum(per_example * weights), 'count': jnp.sum(weights)}
     return metrics['loss_sum'] / jnp.maximum(metrics['count'], 1.0), metrics
