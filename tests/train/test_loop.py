@@ -166,3 +166,11 @@ def test_metrics_are_summed_on_device_and_checked_when_read():
   assert summary['train/loss'] == pytest.approx(1.5)
   assert summary['train/grad_norm'] == pytest.approx(1.5)
   assert summary['train/lr'] == pytest.approx(0.2)
+
+
+def test_a_dataset_of_other_classes_is_refused_before_the_state_is_made(config, tmp_path):
+  """setup asks the task about the dataset right after planning: no state, no workdir files."""
+  config.model.num_classes = 7
+  with pytest.raises(ValueError, match=r'--config\.model\.num_classes=10'):
+    loop.setup(config, str(tmp_path / 'run'))
+  assert not os.path.exists(tmp_path / 'run' / 'checkpoints')

@@ -3,6 +3,7 @@ against numpy references."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from vivit_jax.train import tasks
 
@@ -157,3 +158,13 @@ def test_masked_video_modeling_loss_is_nan_for_a_bad_cube_mask_under_jit():
   np.testing.assert_allclose(task_loss, outputs['loss'], rtol=1e-6)  # Same cubes per row.
   assert np.isfinite(task_loss)
   assert np.isnan(loss(video, bad)[0])
+
+
+def test_tasks_check_their_dataset():
+  """Classification needs the dataset's classes; masked video modelling takes any videos."""
+  info = {'num_classes': 10}
+  tasks.Classification(num_classes=10).check_dataset(info, 'synthetic_motion')
+  tasks.MaskedVideoModeling().check_dataset(info, 'synthetic_motion')
+  with pytest.raises(ValueError, match=r"num_classes=7 .*'synthetic_motion' has 10 .*"
+                                       r"--config\.model\.num_classes=10"):
+    tasks.Classification(num_classes=7).check_dataset(info, 'synthetic_motion')

@@ -227,11 +227,11 @@ def setup(config, workdir: str) -> Experiment:
   validate.validate(config)
   mesh = sharding.make_mesh(config.mesh)
   rules = tuple(tuple(r) for r in config.sharding_rules)
-  info = data.dataset_info(config.dataset)
-  validate.check_against(config, info['num_classes'], sharding.batch_shards(mesh, rules))
+  validate.check_against(config, sharding.batch_shards(mesh, rules))
   ds = config.dataset
   input_shape = (sharding.batch_shards(mesh, rules), ds.num_frames, ds.crop_size, ds.crop_size, 3)
   exp = plan(config, mesh, input_shape)
+  exp.task.check_dataset(data.dataset_info(ds), ds.name)
   _check_optional_keys(config, exp.extra_input_shapes)
   exp.ckpt = checkpoint.Checkpointer(
       os.path.join(saved_checkpoints.absolute(workdir), 'checkpoints'),

@@ -6,6 +6,8 @@ A task is chosen by `config.task` and used by the one train step and the evaluat
   loss(outputs, batch) -> (loss, metric sums {'<name>_sum', 'count'})
   eval_outputs(outputs, batch) -> dict (on device, replicated to every process)
   evaluator() -> host accumulator: add(eval outputs as numpy), result() -> {'eval/...': float}
+  check_dataset(info, name)           ValueError naming the fix if dataset `name` (its
+                                      data.dataset_info) cannot serve the task
   evals                               names of train.evaluators run at each evaluation
 """
 import collections
@@ -118,6 +120,12 @@ class Classification:
     self.mix = dict(mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha,
                     switch_prob=mixup_switch_prob)
 
+  def check_dataset(self, info: dict, name: str):
+    if info['num_classes'] != self.num_classes:
+      raise ValueError(f"config.model.num_classes={self.num_classes} but dataset '{name}' has "
+                       f"{info['num_classes']} classes; set "
+                       f"--config.model.num_classes={info['num_classes']}.")
+
   def _targets(self, labels):
     return optax.smooth_labels(jax.nn.one_hot(labels, self.num_classes), self.label_smoothing)
 
@@ -169,6 +177,9 @@ class MaskedVideoModeling:
   def prepare(self, batch, rng):
     del rng
     return batch
+
+  def check_dataset(self, info: dict, name: str):
+    del info, name  # Any video dataset: labels are not used.
 
   def loss(self, outputs, batch):
     per_example = outputs['example_loss']

@@ -61,7 +61,7 @@ def _check_model(model):
 
 
 def validate(config):
-  """Checks `config`'s values (not their combination with data or devices: `check_against`)."""
+  """Checks `config`'s values (not their combination with devices: `check_against`)."""
   _check(config, _POSITIVE, lambda v: isinstance(v, int) and v >= 1, 'an integer >= 1')
   _check(config, _NON_NEGATIVE, lambda v: isinstance(v, int) and v >= 0, 'an integer >= 0')
   _check(config, _FINITE_NON_NEGATIVE, lambda v: math.isfinite(v) and v >= 0,
@@ -81,14 +81,9 @@ def validate(config):
     _check_model(model)
 
 
-def check_against(config, num_classes: int, batch_shards: int):
-  """Checks `config` against its dataset (`num_classes`) and the mesh (`batch_shards`: the
-  devices a batch is split over) and the processes."""
-  if config.task == 'classification' and config.model.num_classes != num_classes:
-    raise ValueError(
-        f"config.model.num_classes={config.model.num_classes} but dataset "
-        f"'{config.dataset.name}' has {num_classes} classes; set "
-        f"--config.model.num_classes={num_classes}.")
+def check_against(config, batch_shards: int):
+  """Checks `config` against the mesh (`batch_shards`: the devices a batch is split over) and
+  the processes (the dataset is the task's to check: `check_dataset`)."""
   for field in ('batch_size', 'eval_batch_size'):
     size = config.train[field]
     if size % batch_shards or size % jax.process_count():
