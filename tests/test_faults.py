@@ -2,7 +2,7 @@
 
 Checkpoints of tiny states (non-finite, keep, another mesh): tests/train/test_checkpoint.py.
 Bad videos at build time: tests/data/test_bad_videos.py; bad tensors into models and predict:
-tests/models/test_input_checks.py. Exact resume after SIGTERM, SIGKILL during a save and a NaN
+tests/models/test_inputs.py. Exact resume after SIGTERM, SIGKILL during a save and a NaN
 loss: tests/train/test_loop.py and tests/test_distributed.py.
 """
 import errno

@@ -13,7 +13,7 @@ from flax import traverse_util
 
 from tests.helpers import REPO
 from tests.models.test_cnn3d import _abstract, _random_variables, _resnet3d
-from tests.weights.test_resnet_weights import save_hf_resnet, save_torchvision
+from tests.weights.test_resnet2d import save_hf_resnet, save_torchvision
 from vivit_jax.models import resnet
 from vivit_jax.train import loop
 from vivit_jax.weights import hf, inflate, init_from, vit
