@@ -9,7 +9,7 @@ restore) towards step 8, where with --sigterm_at K the LAST process alone gets S
 batch K is read: every process must stop at one same step with one collective checkpoint
 (TrainingInterrupted), and a third run resumes from it to step 8. Train batches are slices of
 global batches that depend on the step only (so any process count sees the same global batch);
-evaluation reads this process's shard of the test split. Process 0 writes R.json: the logged train
+evaluation reads this process's shard of the first EVAL_CLIPS clips of the test split. Process 0 writes R.json: the logged train
 losses, the step the run stopped at (or None), the final evaluation and a fingerprint of the final
 parameters.
 """
@@ -23,6 +23,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from vivit_jax import distributed  # noqa: E402
+
+EVAL_CLIPS = 96  # Evaluated clips: 6 global batches of 16, split over the processes.
 
 
 def _global_batches(config, start_step, sigterm_at=None):
@@ -60,7 +62,7 @@ def main():
   from tests.helpers import tiny_config
   from vivit_jax.train import loop
   config = tiny_config()
-  config.dataset.data_dir = args.data_dir
+  config.dataset.update(data_dir=args.data_dir, eval_split=f'test[:{EVAL_CLIPS}]')
   config.train.update(batch_size=8, eval_batch_size=16, log_every_steps=1)
   config.checkpoint.update(every_steps=2)
   config.optimizer.eps = 1e-3  # As in tests/train/test_step.py: keeps Adam from amplifying the

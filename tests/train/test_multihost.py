@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from tests.helpers import REPO
+from tests.train.multihost_worker import EVAL_CLIPS
 
 WORKER = os.path.join(REPO, 'tests', 'train', 'multihost_worker.py')
 
@@ -20,8 +21,10 @@ def _free_port() -> int:
 
 
 def _env(devices: int) -> dict:
+  kept = [f for f in os.environ.get('XLA_FLAGS', '').split()  # E.g. conftest's compile flags.
+          if not f.startswith('--xla_force_host_platform_device_count')]
   env = dict(os.environ, JAX_PLATFORMS='cpu', TF_CPP_MIN_LOG_LEVEL='3',
-             XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
+             XLA_FLAGS=' '.join(kept + [f'--xla_force_host_platform_device_count={devices}']))
   env.pop('JAX_NUM_CPU_DEVICES', None)
   return env
 
@@ -67,7 +70,7 @@ def test_two_processes_match_one_process(runs):
   for k in single['losses']:
     assert multi['losses'][k] == pytest.approx(single['losses'][k], rel=1e-5, abs=1e-6)
   assert single['losses']['8'] != single['losses']['1']  # It trained.
-  assert multi['eval']['eval/count'] == single['eval']['eval/count'] == 1280
+  assert multi['eval']['eval/count'] == single['eval']['eval/count'] == EVAL_CLIPS
   for k in ('eval/loss', 'eval/top1', 'eval/top5'):
     assert multi['eval'][k] == pytest.approx(single['eval'][k], rel=1e-5, abs=1e-6)
   assert multi['params'] == pytest.approx(single['params'], rel=1e-5, abs=1e-6)
