@@ -51,7 +51,8 @@ def executed(synthetic_data_dir, tmp_path_factory):
   nb = _with_parameters(nbformat.read(NOTEBOOK, as_version=4), RUN_INSTALL=False, TINY=True,
                         REPO=REPO, DATA_DIR=synthetic_data_dir, WORKDIR=str(work / 'runs'))
   env = dict(os.environ, JAX_PLATFORMS='cpu', TF_CPP_MIN_LOG_LEVEL='3',
-             XLA_FLAGS='')  # One device: conftest's 8 simulated ones only slow the compiles.
+             # One device (conftest's 8 simulated ones only slow the compiles), its compile flags.
+             XLA_FLAGS='--xla_backend_optimization_level=0')
   client = NotebookClient(nb, kernel_name='python3', timeout=300,
                           resources={'metadata': {'path': str(work)}})
   client.execute(env=env)  # A cell that raises fails the test with its traceback.
