@@ -4,7 +4,6 @@ converter (vivit_jax/weights/pytorchvideo.py).
 Sizes are checked with jax.eval_shape (no compute) against PyTorchVideo's create_x3d and the
 paper; numerics run a small X3D (widths 8-144, 4 x 32 x 32 clips) against create_x3d in torch.
 """
-import math
 import os
 import runpy
 import sys
@@ -18,6 +17,7 @@ import pytest
 import torch
 
 from tests.helpers import REPO, train_one_step
+from tests.models.test_cnn3d import _abstract, _num_params
 from vivit_jax import models
 from vivit_jax.models import flops, x3d
 from vivit_jax.weights import pytorchvideo
@@ -47,16 +47,6 @@ def _create_x3d(**kwargs):
 
 def _preset(arg=None):
   return runpy.run_path(os.path.join(REPO, PRESET))['get_config'](arg)
-
-
-def _abstract(model, shape):
-  """Unboxed variables of model.init on zeros(shape), as shapes only."""
-  return nn.unbox(jax.eval_shape(
-      lambda: model.init(jax.random.key(0), jnp.zeros(shape), train=False)))
-
-
-def _num_params(tree) -> int:
-  return sum(math.prod(x.shape) for x in jax.tree.leaves(tree))
 
 
 @pytest.mark.parametrize('size', ['M', 'L'])  # XS and S have M's parameters.
