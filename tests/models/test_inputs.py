@@ -41,6 +41,7 @@ FIELDS = {
     'late_fusion': dict(hidden_width=8, **CNN),
     'early_fusion': CNN,
     'two_stream': CNN,
+    'x3d': dict(base_width=4, depth_factor=0.5, head_width=8),
 }
 CLIPS = {'c3d': (1, 16, 16, 16, 3)}  # Models whose smallest clip is larger than CLIP.
 
