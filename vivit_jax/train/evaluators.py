@@ -14,7 +14,7 @@ import jax
 import ml_collections
 
 from vivit_jax import data, models, visualize
-from vivit_jax.train import sharding
+from vivit_jax.train import sharding, step
 
 log = logging.getLogger('vivit_jax')
 
@@ -39,8 +39,7 @@ class Reconstructions:
     n = num_examples
 
     def forward(params, batch_stats, batch):
-      variables = {'params': params, **({'batch_stats': batch_stats} if batch_stats else {})}
-      out = exp.model.apply(variables, batch['video'], train=False,
+      out = exp.model.apply(step.variables(params, batch_stats), batch['video'], train=False,
                             rngs=models.eval_rngs(exp.model))
       kept = {k: out[k][:n] for k in ('pred', 'pred_index', 'mask')}
       return dict(kept, video=batch['video'][:n], valid=batch['mask'][:n])

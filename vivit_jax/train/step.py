@@ -29,7 +29,8 @@ def _shapes(batch) -> dict:
   return jax.tree.map(lambda x: (x.shape, x.dtype), batch)
 
 
-def _variables(params, batch_stats):
+def variables(params, batch_stats) -> dict:
+  """`model.apply`'s variables: params, and batch_stats when the model has them."""
   return {'params': params, **({'batch_stats': batch_stats} if batch_stats else {})}
 
 
@@ -67,7 +68,7 @@ def make_train_step(model: nn.Module, task, tx: optax.GradientTransformation, sc
     batch = task.prepare(batch, augment)
 
     def loss_fn(params):
-      outputs, mutated = model.apply(_variables(params, state.batch_stats), batch['video'],
+      outputs, mutated = model.apply(variables(params, state.batch_stats), batch['video'],
                                      train=True, rngs=rngs, mutable=['batch_stats'],
                                      **_model_kwargs(model, task, batch))
       loss, metrics = task.loss(outputs, batch)
@@ -119,7 +120,7 @@ def make_eval_step(model: nn.Module, task, *, mesh, rules, state_shardings, batc
   """Returns jitted `(state, batch) -> task.eval_outputs`, replicated to every process."""
 
   def step(state: TrainState, batch):
-    outputs = model.apply(_variables(state.params, state.batch_stats), batch['video'],
+    outputs = model.apply(variables(state.params, state.batch_stats), batch['video'],
                           train=False, rngs=models.eval_rngs(model),
                           **_model_kwargs(model, task, batch))
     return task.eval_outputs(outputs, batch)

@@ -66,7 +66,7 @@ def _phase_fns(model, task, mesh, rules, seed: int):
     rngs, augment = step.train_rngs(model, seed, 0)  # The first step's.
     batch = task.prepare(batch, augment)
     # pylint: disable=protected-access
-    outputs, _ = model.apply(step._variables(params, batch_stats), batch['video'], train=True,
+    outputs, _ = model.apply(step.variables(params, batch_stats), batch['video'], train=True,
                              rngs=rngs, mutable=['batch_stats'],
                              **step._model_kwargs(model, task, batch))
     # pylint: enable=protected-access
