@@ -24,7 +24,7 @@ PySlowFast's model zoo (10 clips x 3 crops): XS 69.5%, S 73.5%, M 76.2%, L 77.5%
 Measured here (tests/models/test_x3d.py): 3,794,274 parameters for XS/S/M and 6,153,384 for L,
 equal to PyTorchVideo's create_x3d; conv and fc multiply-adds per view 0.605 G (XS), 1.96 G (S),
 4.73 G (M; 6.18 G at 256^2), 18.37 G (L; 23.9 G at 356^2) at the training crops, Table 3 to the
-digit. With a PyTorchVideo state dict converted by vivit_jax/weights/pytorchvideo.py, the logits
+digit. With a PyTorchVideo state dict converted by vivit_jax/weights/pytorchvideo/x3d.py, the logits
 equal PyTorchVideo's X3D to 5e-7 (float32, a small random-weight X3D).
 Recipe (X3D_*.yaml and PySlowFast defaults): SGD momentum 0.9 Nesterov, weight decay 5e-5 (not on
 BN or biases), cosine over the epochs above after 35 warmup epochs, dropout 0.5, horizontal flip,

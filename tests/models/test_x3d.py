@@ -1,5 +1,5 @@
 """X3D (vivit_jax/models/x3d.py), its presets (configs/cnn/x3d_k400.py) and the PyTorchVideo
-converter (vivit_jax/weights/pytorchvideo.py).
+converter (vivit_jax/weights/pytorchvideo/x3d.py).
 
 Sizes are checked with jax.eval_shape (no compute) against PyTorchVideo's create_x3d and the
 paper; numerics run a small X3D (widths 8-144, 4 x 32 x 32 clips) against create_x3d in torch.
@@ -20,7 +20,7 @@ from tests.helpers import REPO, train_one_step
 from tests.models.test_cnn3d import _abstract, _num_params
 from vivit_jax import models
 from vivit_jax.models import flops, x3d
-from vivit_jax.weights import pytorchvideo
+from vivit_jax.weights.pytorchvideo import x3d as pytorchvideo_x3d
 
 PRESET = 'configs/cnn/x3d_k400.py'
 # Size -> (depth_factor, clip (T, crop)): the paper's and create_x3d's input_clip_length,
@@ -104,7 +104,7 @@ def test_logits_equal_pytorchvideo():
   assert 'blocks.1.res_blocks.0.branch1_conv.weight' in state
   assert 'blocks.1.res_blocks.0.branch1_norm.weight' not in state
   model = x3d.X3D(num_classes=7, **SMALL)
-  variables = pytorchvideo.x3d_variables(state, model)
+  variables = pytorchvideo_x3d.x3d_variables(state, model)
   clip = np.random.default_rng(1).normal(size=(2, 4, 32, 32, 3)).astype(np.float32)
   with torch.no_grad():
     expected = net(torch.from_numpy(clip.transpose(0, 4, 1, 2, 3))).numpy()
@@ -119,15 +119,15 @@ def test_converter_refuses_other_architectures():
   that do not fit."""
   state = {k: v.numpy() for k, v in _random_torch_x3d().state_dict().items()}
   with pytest.raises(ValueError, match=r"no place for, first \['blocks.3.res_blocks.2.branch2"):
-    pytorchvideo.x3d_variables(state, x3d.X3D(num_classes=7, **dict(SMALL, depth_factor=0.25)))
+    pytorchvideo_x3d.x3d_variables(state, x3d.X3D(num_classes=7, **dict(SMALL, depth_factor=0.25)))
   with pytest.raises(ValueError, match=r"lacks \d+ tensors .* first \['blocks.2.res_blocks.1"):
-    pytorchvideo.x3d_variables(state, x3d.X3D(num_classes=7, **dict(SMALL, depth_factor=1.0)))
+    pytorchvideo_x3d.x3d_variables(state, x3d.X3D(num_classes=7, **dict(SMALL, depth_factor=1.0)))
   with pytest.raises(ValueError, match=r"'blocks.0.conv.conv_t.weight' \(8, 3, 1, 3, 3\) gives "
                                        r"params/stem_conv_s/kernel the shape"):
-    pytorchvideo.x3d_variables(state, x3d.X3D(num_classes=7, **dict(SMALL, base_width=8)))
+    pytorchvideo_x3d.x3d_variables(state, x3d.X3D(num_classes=7, **dict(SMALL, base_width=8)))
   resnet_state = {'conv1.weight': np.zeros((64, 3, 7, 7)), 'fc.weight': np.zeros((10, 512))}
   with pytest.raises(ValueError, match=r"first \['blocks.0.conv.conv_t.weight'"):
-    pytorchvideo.x3d_variables(resnet_state, x3d.X3D(num_classes=7, **SMALL))
+    pytorchvideo_x3d.x3d_variables(resnet_state, x3d.X3D(num_classes=7, **SMALL))
 
 
 def test_shapes_dtypes_and_logical_names():

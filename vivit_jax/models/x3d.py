@@ -1,7 +1,7 @@
 """X3D (Feichtenhofer, "X3D: Expanding Architectures for Efficient Video Recognition", CVPR 2020),
 registered as 'x3d', built as PyTorchVideo's `pytorchvideo.models.x3d.create_x3d` builds it (the
 same layers, widths and depths, so its state dicts convert leaf for leaf:
-vivit_jax/weights/pytorchvideo.py).
+vivit_jax/weights/pytorchvideo/x3d.py).
 
 On a clip (B, T, H, W, 3), with w = base_width (12 in the paper) and the expansion factors
 width_factor (2.0), depth_factor (2.2 for XS/S/M, 5.0 for L), bottleneck_factor (2.25):
