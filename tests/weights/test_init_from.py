@@ -197,7 +197,7 @@ def test_videomae_pretraining_checkpoint_initialises_the_classifier(tmp_path, us
     return jax.tree.map(lambda s: rng.normal(size=s.shape).astype(np.float32), shapes['params'])
 
   pretrained = random_params(pretrain_config, 0)
-  checkpoints.save_params(str(tmp_path), pretrained, pretrain_config)
+  checkpoints.save_variables(str(tmp_path), {"params": pretrained}, pretrain_config)
   fresh = random_params(classifier.to_dict(), 1)
   params = _load_params(_init_from(tmp_path), classifier, fresh, (2, 8, 8))
   assert _equal(params['embedding'], pretrained['embedding'])

@@ -1,7 +1,7 @@
 """Orbax checkpoints on disk: a step directory holds the items 'state' ({'params': ...} or a
 whole train state) and 'meta' (JSON: 'model_config', 'param_shapes', ...). `train.checkpoint`
-writes a run's checkpoints under WORKDIR/checkpoints; `save_params` writes a converted model
-(tools/convert_checkpoint.py); `restore_params` reads either (config.init_from.path).
+writes a run's checkpoints under WORKDIR/checkpoints; `save_variables` writes a converted model
+(tools/convert_checkpoint.py); `restore_variables` reads either (config.init_from.path).
 Paths may be local or any tf.io.gfile URL (gs://BUCKET/...).
 """
 import os
@@ -42,20 +42,22 @@ def _manager(directory: str) -> ocp.CheckpointManager:
                                item_handlers={k: h() for k, h in _ITEMS.items()})
 
 
-def save_params(directory: str, params, model_config: dict):
-  """Writes `params` and `model_config` as the Orbax checkpoint `directory`/0 (items 'state' =
-  {'params': params} and 'meta', as in a workdir's checkpoints), for config.init_from.path."""
+def save_variables(directory: str, variables: dict, model_config: dict):
+  """Writes `variables` ({'params': ...} and, for BatchNorm models, 'batch_stats') and
+  `model_config` as the Orbax checkpoint `directory`/0 (items 'state' and 'meta', as in a
+  workdir's checkpoints), for config.init_from.path."""
   manager = _manager(directory)
-  meta = {'model_config': model_config, 'param_shapes': shapes(params)}
-  manager.save(0, args=ocp.args.Composite(state=ocp.args.StandardSave({'params': params}),
+  meta = {'model_config': model_config, 'param_shapes': shapes(variables['params'])}
+  manager.save(0, args=ocp.args.Composite(state=ocp.args.StandardSave(dict(variables)),
                                            meta=ocp.args.JsonSave(meta)))
   manager.wait_until_finished()
   manager.close()
 
 
-def restore_params(path: str) -> tuple[dict, dict]:
-  """(model_config dict, numpy params) of the latest Orbax checkpoint in `path` (a workdir or a
-  `save_params` directory); FileNotFoundError if it has none."""
+def restore_variables(path: str) -> tuple[dict, dict]:
+  """(model_config dict, numpy variables {'params'[, 'batch_stats']}) of the latest Orbax
+  checkpoint in `path` (a workdir or a `save_variables` directory); FileNotFoundError if it has
+  none."""
   directory = checkpoint_dir(path)
   if directory is None:
     raise FileNotFoundError(f'No Orbax checkpoint in {path} or {path}/checkpoints.')
@@ -66,4 +68,5 @@ def restore_params(path: str) -> tuple[dict, dict]:
   restored = manager.restore(step, args=ocp.args.Composite(
       state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
   manager.close()
-  return restored.meta['model_config'], restored.state['params']
+  return restored.meta['model_config'], {k: v for k, v in restored.state.items()
+                                         if k in ('params', 'batch_stats') and v}

@@ -5,7 +5,10 @@
     vision_transformer / big_vision `.npz` (see weights/vit.py; `kernel_init` applies);
   a Hugging Face model directory whose model_type is in `hf.READERS` (video models, and
     'resnet': a 2D ResNet);
-  a torchvision ResNet state dict saved as one `.safetensors` file (weights/resnet2d.py);
+  a PyTorch state dict file (`.pyth`, `.pth`, `.pt` or `.safetensors`): a torchvision 2D ResNet
+    (weights/resnet2d.py), or a video model of a PyTorch zoo (weights/torch_checkpoint.py:
+    torchvision's r3d/mc3/r2plus1d, PyTorchVideo / PySlowFast's model zoo) converted into the
+    model config.model builds, which must be the checkpoint's architecture and size;
   an Orbax checkpoint: a vivit_jax workdir (the latest step of its `checkpoints/`) or the output
     of tools/convert_checkpoint.py (`saved.checkpoints.save_params`).
 A source holds one model (`name`); it initialises a model of that name, or a model that fine-tunes
@@ -27,9 +30,10 @@ import numpy as np
 from flax import traverse_util
 from tensorflow.io import gfile
 
+from vivit_jax import models
 from vivit_jax.models import scan, videomae
 from vivit_jax.saved import checkpoints
-from vivit_jax.weights import hf, inflate, resnet2d, vit
+from vivit_jax.weights import hf, inflate, resnet2d, torch_checkpoint, torch_state, vit
 
 log = logging.getLogger('vivit_jax')
 Params = dict[str, Any]
@@ -39,14 +43,14 @@ FINE_TUNES = {('videomae_pretrain', 'videomae'): videomae.encoder_params}
 
 
 def source_kind(path: str) -> str:
-  """'vit', 'hf' (a Hugging Face model in hf.READERS), 'torchvision' (a ResNet .safetensors) or
+  """'vit', 'hf' (a Hugging Face model in hf.READERS), 'torch' (a PyTorch state dict file) or
   'orbax': what config.init_from.path holds."""
   if path.endswith('.npz'):
     return 'vit'
-  if path.endswith('.safetensors'):
+  if path.endswith(torch_checkpoint.SUFFIXES):
     if not gfile.exists(path):
       raise FileNotFoundError(f'config.init_from.path={path} does not exist.')
-    return 'torchvision'
+    return 'torch'
   if not gfile.isdir(path):
     raise FileNotFoundError(f'config.init_from.path={path} does not exist.')
   if checkpoints.checkpoint_dir(path):  # Before config.json: a vivit_jax workdir saves one too.
@@ -62,7 +66,8 @@ def source_kind(path: str) -> str:
     raise ValueError(f"{config_path}: model_type '{model_type}' cannot initialise a model; "
                      f"supported: vit, {', '.join(hf.READERS)}.")
   raise ValueError(f'config.init_from.path={path} is neither a Hugging Face save_pretrained '
-                   f'directory (config.json), an image ViT .npz, a vivit_jax workdir nor an Orbax '
+                   f'directory (config.json), an image ViT .npz, a PyTorch state dict '
+                   f'({", ".join(torch_checkpoint.SUFFIXES)}), a vivit_jax workdir nor an Orbax '
                    f'checkpoint written by tools/convert_checkpoint.py.')
 
 
@@ -129,12 +134,20 @@ def load_init_variables(init_from: ml_collections.ConfigDict,
     loaded = {'params': vit.video_params(
         vit.read_vit(path), model_config, video_shape=video_shape,
         kernel_init=init_from.kernel_init, load_head=init_from.load_head)}
-  elif kind in ('hf', 'torchvision'):
-    saved, loaded = hf.load_pretrained(path) if kind == 'hf' else resnet2d.read_torchvision(path)
+  elif kind == 'hf':
+    saved, loaded = hf.load_pretrained(path)
     saved = saved.to_dict()
+  elif kind == 'torch':
+    state_dict = torch_state.read_state_dict(path)
+    if resnet2d.is_torchvision_resnet(state_dict):
+      saved, loaded = resnet2d.from_torchvision(state_dict, path)
+      saved = saved.to_dict()
+    else:
+      loaded = torch_checkpoint.to_variables(state_dict, models.build(model_config), path,
+                                             load_head=init_from.load_head)
   else:
-    saved, params = checkpoints.restore_params(path)
-    loaded = {'params': scan.unstack(params)}
+    saved, loaded = checkpoints.restore_variables(path)
+    loaded = scan.unstack(loaded)
   if saved is not None and saved['name'] != model_config.name:
     if (saved['name'], model_config.name) == ('resnet2d', 'resnet3d'):
       _inflation(path, saved, model_config)

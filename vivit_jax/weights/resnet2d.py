@@ -1,7 +1,7 @@
 """2D ResNet checkpoints -> `ResNet2D` ('resnet2d') variables {'params', 'batch_stats'}.
 
 Two PyTorch layouts, read from safetensors with numpy (torch is never needed):
-  torchvision (`read_torchvision(path)`, a state dict saved as one .safetensors file):
+  torchvision (`read_torchvision(path)`, a state dict file: .safetensors, or a torch pickle):
     conv1, bn1, layer{S}.{J}.{conv1, bn1, conv2, bn2, [conv3, bn3,] downsample.{0, 1}}, fc
   Hugging Face ResNetModel / ResNetForImageClassification (`from_hf`, used by
     `hf.load_pretrained` for model_type 'resnet'): [resnet.]embedder.embedder.{convolution,
@@ -26,6 +26,7 @@ import numpy as np
 from flax import traverse_util
 
 from vivit_jax.models import resnet
+from vivit_jax.weights import torch_state
 from vivit_jax.weights.tensors import Tensors, check_supported
 
 Variables = dict[str, Any]
@@ -131,14 +132,25 @@ def _depth(kind: str, sizes: tuple[int, ...], source: str) -> int:
                    f'the supported depths ({known}).')
 
 
+def is_torchvision_resnet(names) -> bool:
+  """Whether tensor `names` are a torchvision 2D ResNet's (conv1, layer1.0.conv1, ...)."""
+  return 'conv1.weight' in names and 'layer1.0.conv1.weight' in names
+
+
 def read_torchvision(path: str) -> tuple[ml_collections.ConfigDict, Variables]:
-  """A torchvision ResNet state dict saved as safetensors -> ('resnet2d' config, variables).
+  """A torchvision ResNet state dict file (torch_state.read_state_dict) -> ('resnet2d' config,
+  variables)."""
+  return from_torchvision(torch_state.read_state_dict(path), path)
+
+
+def from_torchvision(state_dict: dict[str, np.ndarray],
+                     path: str) -> tuple[ml_collections.ConfigDict, Variables]:
+  """A torchvision ResNet state dict (read from `path`) -> ('resnet2d' config, variables).
 
   Depth, block kind and base width are read from the tensors (conv1's width, the layer{S}.{J}
   blocks, conv3 for bottlenecks); num_classes from fc (0, the pooled features, without fc).
   """
-  from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
-  tensors = Tensors(load_file(path), path, prefix='')
+  tensors = Tensors(state_dict, path, prefix='')
   if 'conv1.weight' not in tensors:
     raise ValueError(f"{path} has no 'conv1.weight': not a torchvision ResNet state dict.")
   kind = 'bottleneck' if 'layer1.0.conv3.weight' in tensors else 'basic'

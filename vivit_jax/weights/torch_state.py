@@ -8,7 +8,7 @@ Tensors become leaves as torch lays them out: a conv weight (O, I/groups, kt, kh
 (kt, kh, kw, I/groups, O) (2D and 1D convs likewise), a Linear (O, I) a Dense kernel (I, O), then
 reshaped to the leaf's shape where only the grouping of axes differs (a DenseGeneral's
 (D, heads, head_dim)); BatchNorm/LayerNorm weight -> scale, running_mean/var -> batch_stats
-mean/var; BatchNorm's num_batches_tracked is dropped.
+mean/var; BatchNorm's num_batches_tracked is dropped. `read_state_dict` reads the file.
 """
 from typing import Any, Callable, Mapping, Optional, Sequence
 
@@ -24,6 +24,39 @@ Key = tuple[str, ...]  # (collection, *module path, leaf), e.g. ('params', 'stem
 LEAVES = {('params', 'kernel'): 'weight', ('params', 'scale'): 'weight',
           ('params', 'bias'): 'bias', ('batch_stats', 'mean'): 'running_mean',
           ('batch_stats', 'var'): 'running_var'}
+
+
+# Where a checkpoint pickle keeps its state dict: PyTorchVideo / PySlowFast ('model_state'),
+# Lightning and many trainers ('state_dict'), others ('model').
+STATE_DICT_KEYS = ('model_state', 'state_dict', 'model')
+
+
+def read_state_dict(path: str) -> dict[str, np.ndarray]:
+  """The tensors of a PyTorch checkpoint file as {name: float32 numpy array}, in file order: a
+  `.safetensors` file, or a torch pickle (`.pth`, `.pyth`, `.pt`: a state dict, or a dict holding
+  one under a key of STATE_DICT_KEYS; read with weights_only, so no code in it runs)."""
+  if path.endswith('.safetensors'):
+    from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
+    return {k: np.asarray(v, np.float32) for k, v in load_file(path).items()}
+  try:
+    import torch  # pylint: disable=import-outside-toplevel
+  except ImportError as e:
+    raise ImportError(f'Reading {path} (a torch pickle) needs PyTorch: pip install -e '
+                      f'".[interop]", or save its state dict as .safetensors.') from e
+  loaded = torch.load(path, map_location='cpu', weights_only=True)
+  for key in STATE_DICT_KEYS:
+    if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):
+      loaded = loaded[key]
+      break
+  if not isinstance(loaded, dict) or not all(torch.is_tensor(v) for v in loaded.values()):
+    raise ValueError(f'{path} holds no state dict: expected a dict of tensors, or one under '
+                     f'{" / ".join(STATE_DICT_KEYS)}.')
+  return {k: v.float().numpy() for k, v in loaded.items()}
+
+
+def is_head(key: Key) -> bool:
+  """Whether leaf `key` belongs to the classifier (`head`, every model's last Dense)."""
+  return key[1] == 'head'
 
 
 def tensor_name(key: Key, module: str) -> str:
@@ -59,6 +92,7 @@ def abstract_variables(model: nn.Module, video_shape: Sequence[int]) -> dict[Key
 
 def to_variables(state_dict: Mapping[str, np.ndarray], abstract: Mapping[Key, Any],
                  name_of: Callable[[Key], str], *, described: str, fix: str,
+                 load_head: bool = True,
                  ignored: Callable[[str], bool] = lambda name: False,
                  transform: Optional[Callable[[Key, np.ndarray], np.ndarray]] = None) -> Variables:
   """`state_dict` (torch name -> numpy array) as the variables of the model whose flat abstract
@@ -66,15 +100,19 @@ def to_variables(state_dict: Mapping[str, np.ndarray], abstract: Mapping[Key, An
 
   `transform(key, tensor)`, if given, replaces `to_leaf` for the leaves it returns an array for
   (it returns None for the rest). `ignored(name)` marks tensors the model does not need (beyond
-  BatchNorm's num_batches_tracked). Raises ValueError naming the first missing, extra or
-  misshaped tensors; `described` names the model ('X3D-M'), `fix` the config fields to check.
+  BatchNorm's num_batches_tracked). Without `load_head`, the classifier's tensors are skipped
+  (fine-tuning to other classes) and its leaves are absent from the result. Raises ValueError
+  naming the first missing, extra or misshaped tensors; `described` names the model ('X3D-M'),
+  `fix` the config fields to check.
   """
-  names = {name_of(key): key for key in abstract}
+  head = {name_of(key) for key in abstract if is_head(key)} if not load_head else set()
+  names = {name_of(key): key for key in abstract if load_head or not is_head(key)}
   missing = sorted((name for name in names if name not in state_dict), key=network_order)
   if missing:
     raise ValueError(f'The state dict lacks {len(missing)} tensors of {described}, first '
                      f'{missing[:3]}: not a state dict of this architecture and size ({fix}).')
-  extra = [name for name in state_dict if name not in names and not ignored(name)
+  extra = [name for name in state_dict if name not in names and name not in head
+           and not ignored(name)
            and not name.endswith('.num_batches_tracked')]
   if extra:
     raise ValueError(f'The state dict has {len(extra)} tensors that {described} has no place '

@@ -4,7 +4,7 @@ A model-zoo file (`X3D_M.pyth`, a torch pickle) holds the state dict under 'mode
 caller turns its tensors into numpy arrays (`{name: t.numpy()}`). One module per architecture
 holds its name map; `variables(state_dict, model)` picks it by the model's class.
 """
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import flax.linen as nn
 import numpy as np
@@ -12,14 +12,21 @@ import numpy as np
 from vivit_jax import models
 from vivit_jax.weights.pytorchvideo import x3d
 
-# Our model class -> its converter (state dict, model) -> variables.
+# Our model class -> its converter (state dict, model, *, load_head) -> variables.
 CONVERTERS = {models.x3d.X3D: x3d.x3d_variables}
 
 
-def variables(state_dict: Mapping[str, np.ndarray], model: nn.Module) -> dict:
-  """`state_dict` as `model`'s variables; raises ValueError for a model no map covers."""
+def is_pytorchvideo(names: Sequence[str]) -> bool:
+  """Whether tensor `names` follow PyTorchVideo's module names (blocks.0. ...)."""
+  return any(name.startswith('blocks.0.') for name in names)
+
+
+def variables(state_dict: Mapping[str, np.ndarray], model: nn.Module, *,
+              load_head: bool = True) -> dict:
+  """`state_dict` as `model`'s variables (without the classifier unless `load_head`); raises
+  ValueError for a model no map covers."""
   convert = CONVERTERS.get(type(model))
   if convert is None:
     raise ValueError(f'No PyTorchVideo checkpoint converts to a {type(model).__name__}; '
                      f'convertible: {", ".join(c.__name__ for c in CONVERTERS)}.')
-  return convert(state_dict, model)
+  return convert(state_dict, model, load_head=load_head)

@@ -43,15 +43,17 @@ def _x3d_name(key: torch_state.Key) -> str:
   return torch_state.tensor_name(key, name)
 
 
-def x3d_variables(state_dict: Mapping[str, np.ndarray], model: x3d.X3D) -> torch_state.Variables:
+def x3d_variables(state_dict: Mapping[str, np.ndarray], model: x3d.X3D, *,
+                  load_head: bool = True) -> torch_state.Variables:
   """A PyTorchVideo X3D state dict (numpy arrays, e.g. X3D_M.pyth's 'model_state') -> `model`'s
-  variables {'params', 'batch_stats'} (float32, as stored).
+  variables {'params', 'batch_stats'} (float32, as stored; without `load_head`, no classifier).
 
   `model` must be the X3D the checkpoint was trained as (X3D-M: X3D(num_classes=400)). Raises
   ValueError naming the first tensors that do not fit (another architecture, widths or depths).
   """
   return torch_state.to_variables(
       state_dict, torch_state.abstract_variables(model, (1, 32, 32, 3)), _x3d_name,
+      load_head=load_head,
       described=f'X3D {model.stages()} (blocks, width, inner width) per stage',
       fix='check config.model.depth_factor, base_width, width_factor, bottleneck_factor, '
           'se_ratio, head_width and num_classes')
