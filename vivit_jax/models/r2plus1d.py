@@ -12,7 +12,7 @@ with N_{i-1}, N_i the conv's input and output widths. `mid_width_rule` 'per_conv
 each conv its own M, as the authors' VMZ code; 'torchvision' gives both convs of a block the M of
 its first (from the block's input width), as torchvision's r2plus1d_18 (`midplanes` of its
 BasicBlock): the second conv of the first block of stages 2-4 then has M = 230, 460, 921 instead
-of 288, 576, 1152 (31,505,325 parameters instead of 33,371,472 for R(2+1)D-18).
+of 288, 576, 1152 (31,505,325 parameters instead of 33,370,839 for R(2+1)D-18).
 The stem is a 3 x 7 x 7 conv, stride 1 x 2 x 2 (R3D), or its (2+1)D version with M = 45 (the
 released models' conv1_middle, not the formula's 83). No max pool; stages 2-4 halve T, H and W
 (stride 2 x 2 x 2 in the first block, in the temporal conv of a (2+1)D conv). Then global average
@@ -97,7 +97,8 @@ class R2Plus1D(nn.Module):
   """R(2+1)D-18/34 (or R3D with factorised=False): video (B, T, H, W, C) float32 -> logits
   (B, num_classes) float32, or the pooled features (B, 8 * base_width) when num_classes == 0.
 
-  T should be a multiple of 8 (three temporal halvings, then the mean over what is left).
+  T should be a multiple of 8 (three temporal halvings, fewer with temporal_stages < 4, then the
+  mean over what is left).
   """
   num_classes: int
   depth: int = 18  # 18 or 34.
