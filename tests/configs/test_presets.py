@@ -22,7 +22,8 @@ CNN = [f'configs/cnn/{name}.py' for name in (
     'r2plus1d_18_k400', 'single_frame', 'slowfast_r50_k400', 'two_stream', 'x3d_k400')] + [
         'configs/cnn/i3d_r50_k400.py:nonlocal', 'configs/cnn/late_fusion.py:pool',
         'configs/cnn/r2plus1d_18_k400.py:r3d', 'configs/cnn/cnn_lstm.py:snippets',
-        'configs/cnn/x3d_k400.py:L']
+        'configs/cnn/x3d_k400.py:L', 'configs/cnn/r2plus1d_18_k400.py:mc3',
+        'configs/cnn/r2plus1d_18_k400.py:torchvision']
 ALL = TRANSFORMERS + VIDEOMAE + CNN
 # Helpers the presets share, not presets themselves.
 HELPERS = {'configs/common.py', 'configs/speed_benchmark.py', 'configs/__init__.py',

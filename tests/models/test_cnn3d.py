@@ -437,6 +437,8 @@ def test_tiny_preset_trains(synthetic_data_dir, tmp_path):
     ('resnet3d', dict(temporal_pool=0), r'temporal_pool=0 must be a positive int'),
     ('resnet2d', dict(base_width=0), r'config.model.base_width=0'),
     ('r2plus1d', dict(depth=50), r'config.model.depth=50 is not an R\(2\+1\)D depth; use 18 or 34'),
+    ('r2plus1d', dict(mid_width_rule='vmz'), r"mid_width_rule='vmz' .* per_conv, torchvision"),
+    ('r2plus1d', dict(temporal_stages=5), r'temporal_stages=5 .* set 0 to 4'),
     ('c3d', dict(fc_width=0), r'config.model.fc_width=0'),
     ('resnet3d', dict(widths=3), r'config.model.widths is not a field of resnet3d'),
 ])
