@@ -5,12 +5,13 @@ torchvision's intermediate widths. Shared parts in configs/cnn/recipe.py.
   python -m vivit_jax.main --config configs/cnn/r2plus1d_18_k400.py --workdir runs/r2plus1d_18
   python -m vivit_jax.main --config configs/cnn/r2plus1d_18_k400.py:tiny --workdir runs/r21d_tiny
 
-Fine-tuning torchvision's Kinetics-400 weights (torchvision.models.video; its state dict saved as
-one .safetensors file, converted by vivit_jax/weights/torchvision_video.py):
+Fine-tuning torchvision's Kinetics-400 weights (torchvision.models.video's state dict file as
+torchvision downloads it, converted by vivit_jax/weights/torchvision_video.py), on your K classes:
 
   python -m vivit_jax.main --config configs/cnn/r2plus1d_18_k400.py:r3d --workdir runs/r3d_18_ft \
-      --config.init_from.path=r3d_18.safetensors --config.init_from.load_head=True
-  (likewise :mc3 with mc3_18.safetensors, :torchvision with r2plus1d_18.safetensors)
+      --config.init_from.path=r3d_18-b3b3357e.pth --config.model.num_classes=K
+  (likewise :mc3 with mc3_18-a90a0ba3.pth, :torchvision with r2plus1d_18-91a641e6.pth;
+  --config.init_from.load_head=True keeps the 400-class classifier)
 
   variant      torchvision  config.model                         params      K400 acc@1 (torchvision)
   r3d          r3d_18       factorised=False                     33,371,472  52.75 / 63.20

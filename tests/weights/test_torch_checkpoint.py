@@ -16,7 +16,8 @@ from flax import traverse_util
 from configs import common
 from tests.helpers import REPO, assert_one_step_trained, load_tool, pytorchvideo_models, train_one_step
 from vivit_jax import models
-from vivit_jax.weights import init_from, torch_checkpoint, torch_state
+from tests.weights.test_torchvision_video import _small_reference
+from vivit_jax.weights import init_from, torch_checkpoint, torch_state, torchvision_video
 
 PRESET = 'configs/cnn/x3d_k400.py:M,tiny'
 SHALLOW = 0.5  # config.model.depth_factor here: 1, 1, 3, 2 blocks (the preset: 3, 5, 11, 7).
@@ -137,3 +138,19 @@ def test_checkpoint_of_another_size_or_zoo_is_refused(x3d_pyth, tmp_path):
     torch_state.read_state_dict(odd)
   with pytest.raises(ValueError, match=r'--src=.*x3d_m.pyth is a PyTorch checkpoint: give --config'):
     load_tool('convert_checkpoint').convert(x3d_pyth, str(tmp_path / 'out'))
+
+
+def test_torchvision_pth_initialises_its_preset(tmp_path):
+  """A torchvision mc3_18 state dict saved with torch.save (as torchvision's downloads are) fills
+  the `:mc3` preset through config.init_from.path, BN statistics included, the head fresh."""
+  net = _small_reference('mc3_18')
+  path = str(tmp_path / 'mc3_18.pth')
+  torch.save(net.state_dict(), path)
+  model_config = common.load('configs/cnn/r2plus1d_18_k400.py:mc3,tiny').model
+  assert init_from.source_kind(path) == 'torch'
+  loaded = _flat(_load(path, model_config))
+  expected = _flat(torchvision_video.variables(
+      torch_state.read_state_dict(path), models.build(model_config), load_head=False))
+  assert len(expected) == len(loaded) - 2 and not loaded['params/head/kernel'].any()
+  for key, value in expected.items():
+    np.testing.assert_array_equal(loaded[key], value, err_msg=key)

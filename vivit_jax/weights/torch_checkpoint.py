@@ -11,11 +11,12 @@ from typing import Callable, Mapping, Sequence
 import flax.linen as nn
 import numpy as np
 
-from vivit_jax.weights import pytorchvideo, torch_state
+from vivit_jax.weights import pytorchvideo, torch_state, torchvision_video
 
 Converter = Callable[..., torch_state.Variables]  # (state_dict, model, *, load_head) -> variables.
 # (zoo, recognises its tensor names, converter), tried in order.
 ZOOS: tuple[tuple[str, Callable[[Sequence[str]], bool], Converter], ...] = (
+    ('torchvision', torchvision_video.is_video_resnet, torchvision_video.variables),
     ('PyTorchVideo / PySlowFast', pytorchvideo.is_pytorchvideo, pytorchvideo.variables),
 )
 SUFFIXES = ('.pyth', '.pth', '.pt', '.safetensors')

@@ -55,10 +55,10 @@ def _torchvision_name(key: torch_state.Key, factorised: bool) -> str:
   return torch_state.tensor_name(key, '.'.join([name, *(_CONV2PLUS1D[p] for p in inner)]))
 
 
-def variables(state_dict: Mapping[str, np.ndarray],
-              model: r2plus1d.R2Plus1D) -> torch_state.Variables:
+def variables(state_dict: Mapping[str, np.ndarray], model: r2plus1d.R2Plus1D, *,
+              load_head: bool = True) -> torch_state.Variables:
   """A torchvision VideoResNet state dict (numpy arrays) -> `model`'s variables {'params',
-  'batch_stats'} (float32, as stored).
+  'batch_stats'} (float32, as stored; without `load_head`, no classifier).
 
   `model` must be the architecture the checkpoint was trained as (module docstring). Raises
   ValueError naming the first tensors that do not fit (another architecture or size).
@@ -67,4 +67,5 @@ def variables(state_dict: Mapping[str, np.ndarray],
                f"{model.temporal_stages}, mid_width_rule '{model.mid_width_rule}')")
   return torch_state.to_variables(
       state_dict, torch_state.abstract_variables(model, (8, 32, 32, 3)),
-      lambda key: _torchvision_name(key, model.factorised), described=described, fix=FIX)
+      lambda key: _torchvision_name(key, model.factorised), load_head=load_head,
+      described=described, fix=FIX)
