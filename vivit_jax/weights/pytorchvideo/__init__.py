@@ -11,9 +11,14 @@ import numpy as np
 
 from vivit_jax import models
 from vivit_jax.weights.pytorchvideo import x3d
+from vivit_jax.weights.pytorchvideo import resnet, slowfast
 
 # Our model class -> its converter (state dict, model) -> variables.
-CONVERTERS = {models.x3d.X3D: x3d.x3d_variables}
+CONVERTERS = {
+    models.x3d.X3D: x3d.x3d_variables,
+    models.resnet.ResNet3D: resnet.resnet_variables,
+    models.slowfast.SlowFast: slowfast.slowfast_variables,
+}
 
 
 def variables(state_dict: Mapping[str, np.ndarray], model: nn.Module) -> dict:
