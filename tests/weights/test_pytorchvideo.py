@@ -47,9 +47,9 @@ PRESETS = {
 }
 
 
-def _randomised(net: torch.nn.Module) -> torch.nn.Module:
+def randomised(net: torch.nn.Module) -> torch.nn.Module:
   """`net` in eval mode with normal(0, 0.3) weights and random BN statistics (means normal,
-  variances in [0.5, 1.5]); seeded."""
+  variances in [0.5, 1.5]), drawn from torch's seed 0; PyTorchVideo models in tests/models/ too."""
   torch.manual_seed(0)
   with torch.no_grad():
     for name, tensor in net.state_dict().items():
@@ -69,7 +69,7 @@ def _small_resnet(family: str) -> tuple[torch.nn.Module, resnet.ResNet3D]:
   module, function = builder.split('.')
   net = getattr(pytorchvideo_models(module), function)(model_num_class=NUM_CLASSES, stem_dim_out=STEM_WIDTH,
                                  dropout_rate=0.0, **kwargs)
-  return _randomised(net), resnet.ResNet3D(num_classes=NUM_CLASSES, base_width=STEM_WIDTH,
+  return randomised(net), resnet.ResNet3D(num_classes=NUM_CLASSES, base_width=STEM_WIDTH,
                                            **fields)
 
 
@@ -103,7 +103,7 @@ def test_resnet_logits_equal_pytorchvideo(family):
 def test_slowfast_logits_equal_pytorchvideo():
   """SlowFast (alpha 4, fusion kernel 7 as 8x8; fast width 1/4): the same logits within 1e-4 when
   PyTorchVideo's slow pathway gets every 4th frame, as ours takes it."""
-  net = _randomised(pytorchvideo_models('hub').slowfast_r50(
+  net = randomised(pytorchvideo_models('hub').slowfast_r50(
       model_num_class=NUM_CLASSES, stem_dim_outs=(2 * STEM_WIDTH, STEM_WIDTH // 2),
       slowfast_channel_reduction_ratio=(4,), dropout_rate=0.0,
       head_pool_kernel_sizes=((2, 1, 1), (8, 1, 1))))
