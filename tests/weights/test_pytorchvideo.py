@@ -148,3 +148,14 @@ def test_refuses_another_architecture():
     pytorchvideo.variables(state, c2d)
   with pytest.raises(ValueError, match=r'config.model.nonlocal_blocks=.*no non-local blocks'):
     pytorchvideo.variables(state, i3d.clone(nonlocal_blocks=((), (1,), (), ())))
+
+
+@pytest.mark.parametrize('fields, message', [
+    (dict(depth=18, factorised=True), r'config.model.factorised=True needs bottleneck blocks'),
+    (dict(spatial_strides=(2, 2, 2)), r'config.model.spatial_strides=\(2, 2, 2\) needs one stride'),
+    (dict(temporal_strides=(1, 1, 0, 2)), r'config.model.temporal_strides\[2\]=0 must be a positive'),
+])
+def test_resnet3d_options_name_the_field(fields, message):
+  """The options the PyTorchVideo presets add to ResNet3D refuse bad values naming the field."""
+  with pytest.raises(ValueError, match=message):
+    resnet.ResNet3D(num_classes=NUM_CLASSES, **fields)
