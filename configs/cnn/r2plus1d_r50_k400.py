@@ -1,5 +1,6 @@
-r"""R(2+1)D-R50 16x4 on Kinetics-400 as PyTorchVideo builds and trained it (create_r2plus1d; PySlowFast
-configs/Kinetics/pytorchvideo/R2PLUS1D_16x4_R50.yaml). Shared parts in configs/cnn/recipe.py.
+r"""R(2+1)D-R50 16x4 on Kinetics-400 as PyTorchVideo builds and trained it (create_r2plus1d;
+PySlowFast configs/Kinetics/pytorchvideo/R2PLUS1D_16x4_R50.yaml). Shared parts in
+configs/cnn/recipe.py.
 
   python -m vivit_jax.main --config configs/cnn/r2plus1d_r50_k400.py --workdir runs/r2plus1d_r50
   python -m vivit_jax.main --config configs/cnn/r2plus1d_r50_k400.py:tiny --workdir runs/r21d_tiny

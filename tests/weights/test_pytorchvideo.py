@@ -67,8 +67,8 @@ def _state(net: torch.nn.Module) -> dict:
 def _small_resnet(family: str) -> tuple[torch.nn.Module, resnet.ResNet3D]:
   fields, builder, kwargs = RESNETS[family]
   module, function = builder.split('.')
-  net = getattr(pytorchvideo_models(module), function)(model_num_class=NUM_CLASSES, stem_dim_out=STEM_WIDTH,
-                                 dropout_rate=0.0, **kwargs)
+  build = getattr(pytorchvideo_models(module), function)
+  net = build(model_num_class=NUM_CLASSES, stem_dim_out=STEM_WIDTH, dropout_rate=0.0, **kwargs)
   return randomised(net), resnet.ResNet3D(num_classes=NUM_CLASSES, base_width=STEM_WIDTH,
                                            **fields)
 
@@ -153,7 +153,7 @@ def test_refuses_another_architecture():
 @pytest.mark.parametrize('fields, message', [
     (dict(depth=18, factorised=True), r'config.model.factorised=True needs bottleneck blocks'),
     (dict(spatial_strides=(2, 2, 2)), r'config.model.spatial_strides=\(2, 2, 2\) needs one stride'),
-    (dict(temporal_strides=(1, 1, 0, 2)), r'config.model.temporal_strides\[2\]=0 must be a positive'),
+    (dict(temporal_strides=(1, 1, 0, 2)), r'config.model.temporal_strides\[2\]=0 must be'),
 ])
 def test_resnet3d_options_name_the_field(fields, message):
   """The options the PyTorchVideo presets add to ResNet3D refuse bad values naming the field."""
