@@ -1,7 +1,8 @@
-r"""SlowFast-R50 8x8 on Kinetics-400 (Feichtenhofer et al. 2019; PySlowFast SLOWFAST_8x8_R50).
-Shared parts in configs/cnn/recipe.py.
+r"""SlowFast-R50 8x8 (or 4x16) on Kinetics-400 (Feichtenhofer et al. 2019; PySlowFast
+SLOWFAST_8x8_R50, SLOWFAST_4x16_R50). Shared parts in configs/cnn/recipe.py.
 
   python -m vivit_jax.main --config configs/cnn/slowfast_r50_k400.py --workdir runs/slowfast_r50
+  python -m vivit_jax.main --config configs/cnn/slowfast_r50_k400.py:4x16 --workdir runs/sf_4x16
   python -m vivit_jax.main --config configs/cnn/slowfast_r50_k400.py:tiny --workdir runs/sf_tiny
 
 Model (vivit_jax/models/slowfast.py; facebookresearch/SlowFast video_model_builder.py SlowFast):
@@ -20,6 +21,11 @@ horizontal flip, mean/std 0.45/0.225, SGD momentum 0.9 Nesterov, weight decay 1e
 biases), batch 64, lr 0.1, 34 warmup epochs, cosine over 196 epochs, no gradient clipping, no
 label smoothing, zero-initialised last BN of each block, dropout 0.5; testing 10 clips x 3 crops,
 softmax averaged. Published top-1 77.0% (PySlowFast), 76.94% (PyTorchVideo).
+4x16 (SLOWFAST_4x16_R50.yaml): alpha 8, fusion_kernel 5, the same 32 x 2 clips and recipe (the
+slow pathway sees 4 frames); 34,480,216 parameters (published 34.48M), 36.69 GFLOPs per view,
+published top-1 75.34% (PyTorchVideo). PyTorchVideo's model-zoo 'model_state' of either
+converts with vivit_jax.weights.pytorchvideo.variables(state_dict, models.build(config.model))
+(logits equal within 1e-4: tests/weights/test_pytorchvideo.py).
 
 Training crops follow a short-side scale jitter to 256-320, test crops come from frames at short
 side 256. Not yet supported, so different here: test crops at 256 (here 224), warmup starting at lr 0.01 (here 0), precise BN statistics, fc init
@@ -44,15 +50,18 @@ BATCH_SIZE = 64
 EPOCHS = 196
 WARMUP_EPOCHS = 34
 TINY_BETA_INV = 4
+CLIPS = {'8x8': (4, 7), '4x16': (8, 5)}  # Clip -> (alpha, fusion_kernel).
 
 
 def get_config(arg=None):
-  """The preset (SlowFast-R50 8x8); arg 'tiny' gives its CPU-size version."""
-  args = common.parse_arg(arg, __file__)
+  """The preset; arg clip=8x8 (default) | 4x16, and tiny (CPU size)."""
+  args = common.parse_arg(arg, __file__, clip=tuple(CLIPS))
+  alpha, fusion_kernel = CLIPS[args.clip]
   config = recipe.default_config()
   config.model = recipe.model_config(
-      'slowfast', num_classes=400, depth=50, base_width=64, alpha=4, beta_inv=8, fusion_kernel=7,
-      fusion_conv_channel_ratio=2, nonlocal_blocks=((), (), (), ()), nonlocal_pool=(1, 2, 2),
+      'slowfast', num_classes=400, depth=50, base_width=64, alpha=alpha, beta_inv=8,
+      fusion_kernel=fusion_kernel, fusion_conv_channel_ratio=2, nonlocal_blocks=((), (), (), ()),
+      nonlocal_pool=(1, 2, 2),
       zero_init_residual=True, dropout_rate=0.5)
   recipe.kinetics_sgd(config, num_frames=32, stride=2, batch_size=BATCH_SIZE,
                       learning_rate=0.1, epochs=EPOCHS, warmup_epochs=WARMUP_EPOCHS,

@@ -19,8 +19,11 @@ VIDEOMAE = [f'configs/videomae/{stage}.py{dataset}' for stage in ('pretrain', 'f
 # The convolutional and recurrent presets (their models' tests in tests/models/ check them).
 CNN = [f'configs/cnn/{name}.py' for name in (
     'c3d_sports1m', 'cnn_lstm', 'conv_gru', 'early_fusion', 'i3d_r50_k400', 'late_fusion',
-    'r2plus1d_18_k400', 'single_frame', 'slowfast_r50_k400', 'two_stream', 'x3d_k400')] + [
+    'r2plus1d_18_k400', 'r2plus1d_r50_k400', 'single_frame', 'slow_r50_k400',
+    'slowfast_r50_k400', 'two_stream', 'x3d_k400')] + [
         'configs/cnn/i3d_r50_k400.py:nonlocal', 'configs/cnn/late_fusion.py:pool',
+        'configs/cnn/slow_r50_k400.py:c2d', 'configs/cnn/slow_r50_k400.py:4x16',
+        'configs/cnn/slowfast_r50_k400.py:4x16',
         'configs/cnn/r2plus1d_18_k400.py:r3d', 'configs/cnn/cnn_lstm.py:snippets',
         'configs/cnn/x3d_k400.py:L', 'configs/cnn/r2plus1d_18_k400.py:mc3',
         'configs/cnn/r2plus1d_18_k400.py:torchvision']

@@ -49,12 +49,12 @@ def test_tiny_keeps_dtype_and_speed_options(spec):
 
 def _cut(model: ml_collections.ConfigDict):
   """Fewer layers, to trace fast: transformers 2 blocks per stack (so the last block's drop-path
-  rate is the preset's, not 0), ResNet trunks depth 10 (R(2+1)D has no depth 10). Dtypes and
-  speed options untouched."""
+  rate is the preset's, not 0), ResNet trunks depth 10 (R(2+1)D and factorised ResNet3D have no
+  depth 10). Dtypes and speed options untouched."""
   for field in ('num_layers', 'num_temporal_layers'):
     if field in model:
       model[field] = 2
-  if 'depth' in model and model.name != 'r2plus1d':
+  if 'depth' in model and model.name != 'r2plus1d' and not model.get('factorised'):
     model.depth = 10
 
 

@@ -16,6 +16,7 @@ import torch
 
 from tests.helpers import REPO, pytorchvideo_models, train_one_step
 from tests.models.test_cnn3d import _abstract, _num_params
+from tests.weights.test_pytorchvideo import randomised
 from vivit_jax import models
 from vivit_jax.models import flops, x3d
 from vivit_jax.weights.pytorchvideo import x3d as pytorchvideo_x3d
@@ -65,20 +66,13 @@ def test_multiply_adds_per_view():
                                                                                  rel=rel)
 
 
-def _random_torch_x3d(seed=0):
+def _random_torch_x3d():
   """The SMALL X3D of create_x3d on 4 x 32 x 32 clips, logits out (no softmax), in eval mode with
-  normal(0, 0.3) weights and random BN statistics (means normal, variances in [0.5, 1.5])."""
-  torch.manual_seed(seed)
-  net = _create_x3d(input_clip_length=4, input_crop_size=32, model_num_class=7,
-                    stem_dim_in=SMALL['base_width'], depth_factor=SMALL['depth_factor'],
-                    head_dim_out=SMALL['head_width'], head_activation=None)
-  with torch.no_grad():
-    for name, tensor in net.state_dict().items():
-      if name.endswith('running_var'):
-        tensor.uniform_(0.5, 1.5)
-      elif tensor.is_floating_point():
-        tensor.normal_(0.0, 0.3)
-  return net.eval()
+  random weights and BN statistics (test_pytorchvideo.randomised)."""
+  return randomised(_create_x3d(input_clip_length=4, input_crop_size=32, model_num_class=7,
+                                stem_dim_in=SMALL['base_width'],
+                                depth_factor=SMALL['depth_factor'],
+                                head_dim_out=SMALL['head_width'], head_activation=None))
 
 
 def test_logits_equal_pytorchvideo():

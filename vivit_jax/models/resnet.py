@@ -17,6 +17,9 @@ divide by kt, as PySlowFast and mmaction2 do) and copying everything else. Block
   BasicBlock  conv_a kt x 3 x 3 (spatial stride here), conv_b 1 x 3 x 3 (depth 10, 18, 34)
   Bottleneck  conv_a kt x 1 x 1, conv_b 1 x 3 x 3 (spatial stride here), conv_c 1 x 1 x 1 to
               4x the width (depth 50, 101, 152)
+  Bottleneck2Plus1D  Bottleneck with conv_b factorised, temporal first: conv_b_t 3 x 1 x 1
+              (temporal stride), bn_b_t, ReLU, conv_b 1 x 3 x 3 (ResNet3D factorised=True:
+              PyTorchVideo's R(2+1)D-R50)
 where kt is the block's temporal kernel (`ResNet3D.temporal_kernels`). Convs have no bias and
 PyTorch's symmetric padding k // 2 (so converted weights give the same outputs), He-normal fan-out
 initialisation (PySlowFast's c2_msra_fill); BatchNorm uses momentum 0.9 (PyTorch's 0.1) and eps
@@ -222,6 +225,23 @@ class Bottleneck(Block):
     return nn.relu(y + self.shortcut(x, train))
 
 
+class Bottleneck2Plus1D(Bottleneck):
+  """Bottleneck whose conv_b is (2+1)D, temporal first (PyTorchVideo's R(2+1)D-R50,
+  create_2plus1d_bottleneck_block): conv_b_t temporal_kernel_b x 1 x 1 (temporal stride) -> BN
+  bn_b_t -> ReLU -> conv_b 1 x 3 x 3 (spatial stride), all `width` wide; conv_a is
+  temporal_kernel x 1 x 1 as in Bottleneck."""
+  temporal_kernel_b: int = 3
+
+  def conv(self, x, features, kernel, strides, train, name):
+    if name != 'conv_b':
+      return super().conv(x, features, kernel, strides, train, name)
+    temporal_stride, stride = strides[0], strides[1:]
+    x = super().conv(x, features, (self.temporal_kernel_b, 1, 1), (temporal_stride, 1, 1), train,
+                     'conv_b_t')
+    x = nn.relu(self.bn(x, train, 'bn_b_t'))
+    return super().conv(x, features, (1, *kernel[1:]), (1, *stride), train, name)
+
+
 BLOCKS = {'basic': BasicBlock, 'bottleneck': Bottleneck}
 
 
@@ -320,24 +340,29 @@ class _ResNet(nn.Module):
     """Width of the pooled features: base_width x 8 (x 4 for bottlenecks)."""
     return self.base_width * 8 * self.block_class.EXPANSION
 
-  def _stem(self, x: jax.Array, train: bool, temporal_kernel: Optional[int]) -> jax.Array:
-    """(N, [T,] H, W, 3) -> (N, [T,] H / 4, W / 4, base_width): conv, BN, ReLU, max pool."""
+  def _stem(self, x: jax.Array, train: bool, temporal_kernel: Optional[int],
+            pool: bool = True) -> jax.Array:
+    """(N, [T,] H, W, 3) -> (N, [T,] H / 4, W / 4, base_width): conv, BN, ReLU, max pool (H / 2,
+    W / 2 without the pool)."""
     is_3d = temporal_kernel is not None
     x = conv(self.base_width, dims(temporal_kernel, 7, is_3d), dims(1, 2, is_3d),
              dtype=self.dtype, param_dtype=self.param_dtype, name='stem_conv')(x)
     x = nn.relu(batch_norm(train, dtype=self.dtype, param_dtype=self.param_dtype,
                            name='stem_bn')(x))
+    if not pool:
+      return x
     return nn.max_pool(x, dims(1, 3, is_3d), dims(1, 2, is_3d),
                        padding=((0, 0),) * is_3d + ((1, 1), (1, 1)))
 
   def _stage(self, x: jax.Array, train: bool, s: int, temporal_kernels: Sequence[Optional[int]],
-             **kwargs) -> jax.Array:
-    """Stage s (0-based) of the trunk, named stage_{s + 1}."""
+             stride: Optional[int] = None, **kwargs) -> jax.Array:
+    """Stage s (0-based) of the trunk, named stage_{s + 1}; spatial `stride` None:
+    STAGE_STRIDES[s]."""
     block = functools.partial(self.block_class, zero_init_last=self.zero_init_residual,
                               dtype=self.dtype, param_dtype=self.param_dtype)
-    return Stage(block, self.base_width * 2 ** s, STAGE_STRIDES[s], tuple(temporal_kernels),
-                 dtype=self.dtype, param_dtype=self.param_dtype, name=f'stage_{s + 1}',
-                 **kwargs)(x, train=train)
+    return Stage(block, self.base_width * 2 ** s, STAGE_STRIDES[s] if stride is None else stride,
+                 tuple(temporal_kernels), dtype=self.dtype, param_dtype=self.param_dtype,
+                 name=f'stage_{s + 1}', **kwargs)(x, train=train)
 
 
 class ResNet2D(_ResNet):
@@ -381,19 +406,42 @@ class ResNet3D(_ResNet):
   block indices followed by an embedded-Gaussian non-local block (PySlowFast NONLOCAL.LOCATION),
   whose keys and values are max-pooled by `nonlocal_pool`; it starts as the identity.
 
-  Presets: I3D-R50 (PySlowFast I3D_8x8_R50): depth 50, stem_temporal_kernel 5, temporal_pool 2,
-  temporal_kernels ((3,), (3, 1), (3, 1), (1, 3)); Slow-R50 (the Slow pathway of SlowFast):
-  stem 1, temporal_pool 1, temporal_kernels (1, 1, 3, 3).
+  `spatial_strides` and `temporal_strides` stride each stage's first block (its conv_b and
+  shortcut); `stem_pool` False drops the stem's max pool; `factorised` makes the bottlenecks
+  Bottleneck2Plus1D, whose conv_b is a 3x1x1 temporal conv, BN, ReLU and a 1x3x3 spatial conv.
+
+  Presets (configs/cnn/, each converts PyTorchVideo's model-zoo checkpoint of that name):
+  I3D-R50 (I3D_8x8_R50): depth 50, stem_temporal_kernel 5, temporal_pool 2, temporal_kernels
+  ((3,), (3, 1), (3, 1), (1, 3)); Slow-R50 (SLOW_8x8_R50, the Slow pathway of SlowFast): stem 1,
+  temporal_pool 1, temporal_kernels (1, 1, 3, 3); C2D-R50 (C2D_8x8_R50): stem 1, temporal_pool 2,
+  temporal_kernels (1, 1, 1, 1); R(2+1)D-R50 (R2PLUS1D_16x4_R50): factorised, stem 1 without the
+  pool, temporal_kernels (1, 1, 1, 1), spatial_strides (2, 2, 2, 2), temporal_strides
+  (1, 1, 2, 2).
   """
   temporal_kernels: TemporalKernels = (1, 1, 3, 3)
   stem_temporal_kernel: int = 1
   temporal_pool: int = 1
   nonlocal_blocks: Sequence[Sequence[int]] = ((), (), (), ())
   nonlocal_pool: Sequence[int] = (1, 2, 2)  # (t, h, w) max pool of keys/values; 1s: none.
+  stem_pool: bool = True  # The stem's 1 x 3 x 3 max pool, stride 2.
+  spatial_strides: Sequence[int] = STAGE_STRIDES  # Per stage.
+  temporal_strides: Sequence[int] = (1, 1, 1, 1)  # Per stage.
+  factorised: bool = False  # (2+1)D bottlenecks (Bottleneck2Plus1D); depth 50, 101 or 152.
 
   def __post_init__(self):
     super().__post_init__()  # Checks depth first.
     sizes = self.stage_sizes
+    if self.factorised and DEPTHS[self.depth][0] != 'bottleneck':
+      raise ValueError(f'config.model.factorised=True needs bottleneck blocks, but '
+                       f'config.model.depth={self.depth} has basic blocks; use depth 50, 101 or '
+                       f'152.')
+    for field in ('spatial_strides', 'temporal_strides'):
+      strides = getattr(self, field)
+      if len(strides) != NUM_STAGES:
+        raise ValueError(f'config.model.{field}={strides!r} needs one stride per stage '
+                         f'({NUM_STAGES}), e.g. (1, 2, 2, 2).')
+      for s, stride in enumerate(strides):
+        check_int(f'{field}[{s}]', stride, 'a stride')
     if len(self.temporal_kernels) != NUM_STAGES:
       raise ValueError(f'config.model.temporal_kernels={self.temporal_kernels!r} needs one entry '
                        f'per stage ({NUM_STAGES}), e.g. (1, 1, 3, 3).')
@@ -420,6 +468,10 @@ class ResNet3D(_ResNet):
       raise ValueError(f'config.model.nonlocal_pool={self.nonlocal_pool!r} must be 3 ints >= 1 '
                        f'(t, h, w), e.g. (1, 2, 2); (1, 1, 1) for no pooling.')
 
+  @property
+  def block_class(self) -> type:
+    return Bottleneck2Plus1D if self.factorised else super().block_class
+
   def block_temporal_kernels(self) -> tuple[tuple[int, ...], ...]:
     """The first-conv temporal kernel of every block, per stage."""
     out = []
@@ -428,6 +480,13 @@ class ResNet3D(_ResNet):
       out.append(tuple(cycle[j % len(cycle)] for j in range(n)))
     return tuple(out)
 
+  def _stage_3d(self, x: jax.Array, train: bool, s: int) -> jax.Array:
+    """Stage s (0-based) with its temporal kernels, strides and non-local blocks."""
+    return self._stage(x, train, s, self.block_temporal_kernels()[s],
+                       stride=self.spatial_strides[s], temporal_stride=self.temporal_strides[s],
+                       nonlocal_after=tuple(self.nonlocal_blocks[s]),
+                       nonlocal_pool=tuple(self.nonlocal_pool))
+
   @nn.compact
   def __call__(self, video: jax.Array, *, train: bool) -> jax.Array:
     inputs.check_video(video, 'ResNet3D')
@@ -435,10 +494,9 @@ class ResNet3D(_ResNet):
       raise inputs.error(video, 'ResNet3D', f'config.model.temporal_pool={self.temporal_pool} '
                          f'exceeds the clip length {video.shape[1]}; use more frames '
                          f'(config.dataset.num_frames) or temporal_pool=1')
-    x = self._stem(video, train, self.stem_temporal_kernel)
-    for s, kernels in enumerate(self.block_temporal_kernels()):
-      x = self._stage(x, train, s, kernels, nonlocal_after=tuple(self.nonlocal_blocks[s]),
-                      nonlocal_pool=tuple(self.nonlocal_pool))
+    x = self._stem(video, train, self.stem_temporal_kernel, self.stem_pool)
+    for s in range(NUM_STAGES):
+      x = self._stage_3d(x, train, s)
       if s == 0 and self.temporal_pool > 1:
         pool = (self.temporal_pool, 1, 1)
         x = nn.max_pool(x, pool, pool)

@@ -48,11 +48,8 @@ class Pathway(resnet.ResNet3D):
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool, part: int) -> jax.Array:
     if part == 0:
-      return self._stem(x, train, self.stem_temporal_kernel)
-    s = part - 1
-    return self._stage(x, train, s, self.block_temporal_kernels()[s],
-                       nonlocal_after=tuple(self.nonlocal_blocks[s]),
-                       nonlocal_pool=tuple(self.nonlocal_pool))
+      return self._stem(x, train, self.stem_temporal_kernel, self.stem_pool)
+    return self._stage_3d(x, train, part - 1)
 
 
 class FuseFastToSlow(nn.Module):

@@ -2,7 +2,7 @@
 
 A model-zoo file (`X3D_M.pyth`, a torch pickle) holds the state dict under 'model_state'; the
 caller turns its tensors into numpy arrays (`{name: t.numpy()}`). One module per architecture
-holds its name map; `variables(state_dict, model)` picks it by the model's class.
+holds its name map; `variables(state_dict, model, load_head=)` picks it by the model's class.
 """
 from typing import Mapping, Sequence
 
@@ -10,10 +10,14 @@ import flax.linen as nn
 import numpy as np
 
 from vivit_jax import models
-from vivit_jax.weights.pytorchvideo import x3d
+from vivit_jax.weights.pytorchvideo import resnet, slowfast, x3d
 
 # Our model class -> its converter (state dict, model, *, load_head) -> variables.
-CONVERTERS = {models.x3d.X3D: x3d.x3d_variables}
+CONVERTERS = {
+    models.x3d.X3D: x3d.x3d_variables,
+    models.resnet.ResNet3D: resnet.resnet_variables,
+    models.slowfast.SlowFast: slowfast.slowfast_variables,
+}
 
 
 def is_pytorchvideo(names: Sequence[str]) -> bool:
