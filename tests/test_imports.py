@@ -13,7 +13,7 @@ LAYERS = (
     ('data', 'models'),
     ('weights', 'visualize'),  # Pretrained weights into models; pictures of model outputs.
     ('train',),  # The loop, step, tasks, checkpoints, evaluators.
-    ('evaluate', 'predict', 'main'),  # Programs.
+    ('evaluate', 'predict', 'stream', 'main'),  # Programs.
 )
 
 
