@@ -10,10 +10,11 @@ import flax.linen as nn
 import numpy as np
 
 from vivit_jax import models
-from vivit_jax.weights.pytorchvideo import x3d
+from vivit_jax.weights.pytorchvideo import mvit, x3d
 
 # Our model class -> its converter (state dict, model) -> variables.
-CONVERTERS = {models.x3d.X3D: x3d.x3d_variables}
+CONVERTERS = {models.x3d.X3D: x3d.x3d_variables,
+              models.mvit.MViT: mvit.mvit_variables}
 
 
 def variables(state_dict: Mapping[str, np.ndarray], model: nn.Module) -> dict:
