@@ -55,8 +55,9 @@ EPOCHS, WARMUP_EPOCHS = 200, 30
 LEARNING_RATE, END_LEARNING_RATE = 1e-4, 1e-6
 V2 = dict(abs_pos_embed=False, rel_pos=True, residual_pooling=True, dim_mul_in_att=True,
           pool_q_every_block=True, pool_norm_eps=1e-6)
+# PyTorchVideo's v1 pools with nn.LayerNorm's default eps 1e-5.
 V1 = dict(abs_pos_embed=True, rel_pos=False, residual_pooling=False, dim_mul_in_att=False,
-          pool_q_every_block=False, pool_norm_eps=1e-5)  # PyTorchVideo's pooling norm: nn.LayerNorm.
+          pool_q_every_block=False, pool_norm_eps=1e-5)
 # size -> (model fields, frames, sampling stride, drop path).
 SIZES = {
     'S': (dict(depth=16, stage_starts=(1, 3, 14), **V2), 16, 4, 0.2),

@@ -188,7 +188,7 @@ class MultiScaleBlock(nn.Module, kw_only=True):
     attended = attention(y, train=train)
     if x.shape[-1] != self.features:
       x = self._proj(y)
-    if math.prod(self.q_stride) > 1:  # The residual pooled as the queries (max, PyTorch's -inf pad).
+    if math.prod(self.q_stride) > 1:  # The residual pooled as the queries (max, -inf padding).
       kernel = tuple(s + 1 if s > 1 else s for s in self.q_stride)
       x = pool_tokens(x, lambda g: nn.max_pool(g, kernel, tuple(self.q_stride),
                                                padding=_padding(kernel)), self.grid, self.has_cls)
