@@ -188,7 +188,7 @@ def test_presets():
 def test_tiny_preset_trains(synthetic_data_dir, tmp_path):
   """loop.setup and one shared train step of the tiny MViTv2-S (bfloat16 compute, drop path),
   cut to 2 blocks (the second a stage start) on 4 x 16 x 16 clips to compile fast: the head
-  starts at zero (loss ln 10), the step is finite and changes the parameters."""
+  starts at zero (loss ln 10), the step is finite."""
   config = common.load(f'{PRESET}:tiny')
   config.dataset.update(data_dir=synthetic_data_dir, num_frames=4, crop_size=16)
   config.model.update(depth=2, stage_starts=(1,))

@@ -139,13 +139,10 @@ def _mvit(m: ml_collections.ConfigDict, shape) -> int:
   grid = mvit.pooled_grid(shape, model.patch_kernel, model.patch_stride)
   cls, total = int(model.classifier == 'token'), layer_flops(m, shape)
   width = model.embed_dim
-  for block in model.blocks(grid):
-    q_grid, k_grid = block['grid'], block['grid']
-    if block['q_kernel']:
-      q_grid = mvit.pooled_grid(block['grid'], block['q_kernel'], block['q_stride'])
-    if block['kv_kernel']:
-      k_grid = mvit.pooled_grid(block['grid'], block['kv_kernel'], block['kv_stride'])
-    n, nq, nk = (cls + math.prod(g) for g in (block['grid'], q_grid, k_grid))
+  for block in model.blocks(grid, bool(cls)):
+    pooling = block['pooling']
+    q_grid, k_grid = pooling.q_grid, pooling.kv_grid
+    n, nq, nk = (cls + math.prod(g) for g in (pooling.grid, q_grid, k_grid))
     features = block['features']
     total += 2 * features * (3 * n * width + nq * features) + _attend(1, 1, features) * nq * nk
     if model.rel_pos:

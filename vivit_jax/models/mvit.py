@@ -39,6 +39,7 @@ Parameters carry logical axis names ('embed', 'heads', 'kv', 'mlp', 'classes'); 
 each block in the backward pass (encoder.REMAT_POLICIES). The blocks differ in shape, so there
 is no scan_layers.
 """
+import dataclasses
 import math
 from typing import Callable, Optional, Sequence
 
@@ -98,25 +99,40 @@ def relative_position_bias(q: jax.Array, q_grid: Grid, k_grid: Grid,
   return bias.reshape(b, heads, math.prod(q_grid), math.prod(k_grid))
 
 
-class MultiScaleAttention(layers.Attention, kw_only=True):
-  """Pooling attention on tokens (B, [1 +] t * h * w, D) on `grid` -> (B, [1 +] Nq, features),
-  Nq the pooled query grid's size (the module docstring). `q_kernel` / `kv_kernel` None: no
-  pooling of q / of k and v."""
+@dataclasses.dataclass(frozen=True)
+class Pooling:
+  """Where one block's attention pools: its input `grid` (t, h, w), the q and the k/v pooling
+  kernels (None: no pooling) and strides, whether a CLS token leads the tokens."""
   grid: Grid
-  q_kernel: Optional[Sequence[int]]
-  q_stride: Sequence[int]
-  kv_kernel: Optional[Sequence[int]]
-  kv_stride: Sequence[int]
+  q_kernel: Optional[Grid]
+  q_stride: Grid
+  kv_kernel: Optional[Grid]
+  kv_stride: Grid
   has_cls: bool
+
+  @property
+  def q_grid(self) -> Grid:
+    return pooled_grid(self.grid, self.q_kernel, self.q_stride) if self.q_kernel else self.grid
+
+  @property
+  def kv_grid(self) -> Grid:
+    return (pooled_grid(self.grid, self.kv_kernel, self.kv_stride) if self.kv_kernel
+            else self.grid)
+
+
+class MultiScaleAttention(layers.Attention, kw_only=True):
+  """Pooling attention on tokens (B, [1 +] t * h * w, D) on `pooling.grid` -> (B, [1 +] Nq,
+  features), Nq the pooled query grid's size (the module docstring)."""
+  pooling: Pooling
   pool_norm_eps: float
   rel_pos: bool
   residual_pooling: bool
 
-  def _pool(self, x: jax.Array, kernel, stride, name: str) -> tuple[jax.Array, Grid]:
-    """q, k or v (B, N, heads, C) -> (pooled (B, N', heads, C), its grid): the depthwise conv
-    `pool_{name}` shared by the heads, then LayerNorm `norm_{name}` over C."""
+  def _pool(self, x: jax.Array, kernel, stride, name: str) -> jax.Array:
+    """q, k or v (B, N, heads, C) -> pooled (B, N', heads, C): the depthwise conv `pool_{name}`
+    shared by the heads, then LayerNorm `norm_{name}` over C."""
     if kernel is None:
-      return x, self.grid
+      return x
     b, n, heads, c = x.shape
     conv = nn.Conv(c, tuple(kernel), tuple(stride), padding=_padding(kernel),
                    feature_group_count=c, use_bias=False, dtype=self.dtype,
@@ -124,18 +140,18 @@ class MultiScaleAttention(layers.Attention, kw_only=True):
                    kernel_init=partitioned(nn.initializers.lecun_normal(),
                                            (None, None, None, None, 'kv')),
                    name=f'pool_{name}')
-    y = pool_tokens(x.transpose(0, 2, 1, 3).reshape(b * heads, n, c), conv, self.grid,
-                    self.has_cls)
+    y = pool_tokens(x.transpose(0, 2, 1, 3).reshape(b * heads, n, c), conv, self.pooling.grid,
+                    self.pooling.has_cls)
     y = layers.layer_norm(self.dtype, self.param_dtype, f'norm_{name}', self.pool_norm_eps)(y)
-    return y.reshape(b, heads, -1, c).transpose(0, 2, 1, 3), pooled_grid(self.grid, kernel,
-                                                                         stride)
+    return y.reshape(b, heads, -1, c).transpose(0, 2, 1, 3)
 
   def _attend(self, q: jax.Array, k: jax.Array, v: jax.Array, train: bool) -> jax.Array:
     """q, k, v (B, N, heads, C) -> (B, Nq, heads, C) after pooling them."""
-    q, q_grid = self._pool(q, self.q_kernel, self.q_stride, 'q')
-    k, k_grid = self._pool(k, self.kv_kernel, self.kv_stride, 'k')
-    v, _ = self._pool(v, self.kv_kernel, self.kv_stride, 'v')
-    s = int(self.has_cls)
+    pooling = self.pooling
+    q = self._pool(q, pooling.q_kernel, pooling.q_stride, 'q')
+    k = self._pool(k, pooling.kv_kernel, pooling.kv_stride, 'k')
+    v = self._pool(v, pooling.kv_kernel, pooling.kv_stride, 'v')
+    s, q_grid, k_grid = int(pooling.has_cls), pooling.q_grid, pooling.kv_grid
     logits = jnp.einsum('bqnc,bknc->bnqk', q * q.shape[-1] ** -0.5, k)
     if self.rel_pos:
       tables = [self.param(f'rel_pos_{axis}', partitioned(
@@ -152,7 +168,7 @@ class MultiScaleAttention(layers.Attention, kw_only=True):
 
 
 class MultiScaleBlock(nn.Module, kw_only=True):
-  """Tokens (B, [1 +] t * h * w, in width) on `grid` -> (B, [1 +] Nq, out_features) (the module
+  """Tokens (B, [1 +] t * h * w, in width) on `pooling.grid` -> (B, [1 +] Nq, out_features) (the module
   docstring). The attention works at `features` wide with `num_heads`; the MLP maps `features` to
   `out_features`. Where the input width differs from `features` (v2's dim_mul_in_att), Dense
   `proj` maps LN(x) to the attention's residual; else where `features` differs from
@@ -160,12 +176,7 @@ class MultiScaleBlock(nn.Module, kw_only=True):
   features: int
   out_features: int
   num_heads: int
-  grid: Grid
-  q_kernel: Optional[Sequence[int]]
-  q_stride: Sequence[int]
-  kv_kernel: Optional[Sequence[int]]
-  kv_stride: Sequence[int]
-  has_cls: bool
+  pooling: Pooling
   mlp_ratio: float
   pool_norm_eps: float
   rel_pos: bool
@@ -181,17 +192,16 @@ class MultiScaleBlock(nn.Module, kw_only=True):
     y = norm('norm_attn')(x)
     attention = MultiScaleAttention(
         num_heads=self.num_heads, dropout_rate=0.0, attention_impl='xla', dtype=self.dtype,
-        param_dtype=self.param_dtype, features=self.features, grid=self.grid,
-        q_kernel=self.q_kernel, q_stride=self.q_stride, kv_kernel=self.kv_kernel,
-        kv_stride=self.kv_stride, has_cls=self.has_cls, pool_norm_eps=self.pool_norm_eps,
-        rel_pos=self.rel_pos, residual_pooling=self.residual_pooling, name='attn')
+        param_dtype=self.param_dtype, features=self.features, pooling=self.pooling,
+        pool_norm_eps=self.pool_norm_eps, rel_pos=self.rel_pos, residual_pooling=self.residual_pooling, name='attn')
     attended = attention(y, train=train)
     if x.shape[-1] != self.features:
       x = self._proj(y)
-    if math.prod(self.q_stride) > 1:  # The residual pooled as the queries (max, -inf padding).
-      kernel = tuple(s + 1 if s > 1 else s for s in self.q_stride)
-      x = pool_tokens(x, lambda g: nn.max_pool(g, kernel, tuple(self.q_stride),
-                                               padding=_padding(kernel)), self.grid, self.has_cls)
+    stride = self.pooling.q_stride
+    if math.prod(stride) > 1:  # The residual pooled as the queries (max, -inf padding).
+      kernel = tuple(s + 1 if s > 1 else s for s in stride)
+      x = pool_tokens(x, lambda g: nn.max_pool(g, kernel, stride, padding=_padding(kernel)),
+                      self.pooling.grid, self.pooling.has_cls)
     x = x + layers.DropPath(rate)(attended, train=train)
     y = norm('norm_mlp')(x)
     mlp = layers.MlpBlock(int(self.features * self.mlp_ratio), 0.0, self.dtype, self.param_dtype,
@@ -283,7 +293,7 @@ class MViT(nn.Module):
     doublings = sum(s <= i for s in self.stage_starts)
     return self.embed_dim * 2 ** doublings, self.num_heads * 2 ** doublings
 
-  def blocks(self, grid: Grid) -> list[dict]:
+  def blocks(self, grid: Grid, has_cls: bool = True) -> list[dict]:
     """The MultiScaleBlock fields of each block, for a patch grid (t, h, w)."""
     plans, kv_stride, ones = [], tuple(self.kv_stride), (1, 1, 1)
     pools = lambda kernel, stride: math.prod(kernel) > 1 or math.prod(stride) > 1
@@ -296,9 +306,9 @@ class MViT(nn.Module):
       features, heads = self.width(i)
       plans.append(dict(
           features=features, num_heads=heads,
-          out_features=features if self.dim_mul_in_att else self.width(i + 1)[0], grid=grid,
-          q_kernel=kernel if pool_q else None, q_stride=q_stride,
-          kv_kernel=kernel if pools(kernel, kv_stride) else None, kv_stride=kv_stride))
+          out_features=features if self.dim_mul_in_att else self.width(i + 1)[0],
+          pooling=Pooling(grid, kernel if pool_q else None, q_stride,
+                          kernel if pools(kernel, kv_stride) else None, kv_stride, has_cls)))
       grid = pooled_grid(grid, kernel, q_stride) if pool_q else grid
     return plans
 
@@ -318,9 +328,9 @@ class MViT(nn.Module):
       x = embed.AddClassToken(self.param_dtype, name='cls')(x)
     if self.abs_pos_embed:
       x = SeparablePositionEmbs(grid, has_cls, self.param_dtype, name='pos_embedding')(x)
-    shared = dict(has_cls=has_cls, mlp_ratio=self.mlp_ratio, pool_norm_eps=self.pool_norm_eps,
+    shared = dict(mlp_ratio=self.mlp_ratio, pool_norm_eps=self.pool_norm_eps,
                   rel_pos=self.rel_pos, residual_pooling=self.residual_pooling, **kw)
-    plans = {f'block_{i}': plan for i, plan in enumerate(self.blocks(grid))}
+    plans = {f'block_{i}': plan for i, plan in enumerate(self.blocks(grid, has_cls))}
     x = encoder.stacked_blocks(x, self.depth, self.stochastic_depth, train, lambda name: (
         MultiScaleBlock(**plans[name], **shared, name=name)), self.remat)
     x = layers.layer_norm(self.dtype, self.param_dtype, 'norm')(x)
