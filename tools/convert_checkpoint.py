@@ -48,8 +48,10 @@ def _read(src: str, config: ml_collections.ConfigDict | None
                      f'architecture (e.g. --config=configs/cnn/x3d_k400.py:M; the README\'s model '
                      f'zoo lists each).')
   model_config = config.model
+  clip = (config.dataset.num_frames, config.dataset.crop_size, config.dataset.crop_size)
   variables = torch_checkpoint.to_variables(torch_state.read_state_dict(src),
-                                            models.build(model_config), src, load_head=True)
+                                            models.build(model_config), src, load_head=True,
+                                            clip=clip)
   return model_config, variables
 
 

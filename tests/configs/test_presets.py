@@ -27,7 +27,8 @@ CNN = [f'configs/cnn/{name}.py' for name in (
         'configs/cnn/r2plus1d_18_k400.py:r3d', 'configs/cnn/cnn_lstm.py:snippets',
         'configs/cnn/x3d_k400.py:L', 'configs/cnn/r2plus1d_18_k400.py:mc3',
         'configs/cnn/r2plus1d_18_k400.py:torchvision']
-ALL = TRANSFORMERS + VIDEOMAE + CNN
+MVIT = ['configs/mvit/k400.py', 'configs/mvit/k400.py:B', 'configs/mvit/k400.py:B_v1']
+ALL = TRANSFORMERS + VIDEOMAE + CNN + MVIT
 # Helpers the presets share, not presets themselves.
 HELPERS = {'configs/common.py', 'configs/speed_benchmark.py', 'configs/__init__.py',
            'configs/cnn/recipe.py', 'configs/videomae/recipe.py'}

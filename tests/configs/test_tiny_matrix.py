@@ -34,6 +34,7 @@ TRAINED_ELSEWHERE = {
     'configs/cnn/conv_gru.py': 'tests/models/test_recurrent.py::test_tiny_preset_trains',
     'configs/cnn/two_stream.py': 'tests/models/test_two_stream.py::test_tiny_preset_trains',
     'configs/cnn/x3d_k400.py': 'tests/models/test_x3d.py::test_tiny_preset_trains',
+    'configs/mvit/k400.py': 'tests/models/test_mvit.py::test_tiny_preset_trains',
 }
 # Traced here: every other distinct tiny config (SSv2's tiny = K400's: tests/configs/
 # test_videomae.py; a variant of a preset trained elsewhere shares its step).

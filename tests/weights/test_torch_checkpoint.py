@@ -85,7 +85,7 @@ def test_fine_tunes_from_a_pyth_file(x3d_pyth, synthetic_data_dir, tmp_path):
   assert_one_step_trained(initial, state, metrics)
   source = torch_state.read_state_dict(x3d_pyth)
   expected = torch_checkpoint.to_variables(source, models.build(config.model), x3d_pyth,
-                                           load_head=False)
+                                           load_head=False, clip=(8, 28, 28))
   params, stats = _flat(initial.params), _flat(initial.batch_stats)
   for key, value in _flat(expected['params']).items():
     np.testing.assert_array_equal(params[key], value, err_msg=key)

@@ -18,6 +18,7 @@ MODELS = {
     'c3d': 'c3d:C3D',
     'r2plus1d': 'r2plus1d:R2Plus1D',
     'x3d': 'x3d:X3D',
+    'mvit': 'mvit:MViT',
     'cnn_lstm': 'recurrent:CNNLSTM',
     'conv_gru': 'recurrent:ConvGRU',
     'slowfast': 'slowfast:SlowFast',

@@ -24,7 +24,7 @@ import ml_collections
 import numpy as np
 
 from vivit_jax import models
-from vivit_jax.models import embed
+from vivit_jax.models import embed, mvit
 
 CHANNELS = 3
 # Speed options that change how XLA counts, not what the model computes: their counting values.
@@ -130,7 +130,28 @@ def _videomae(m: ml_collections.ConfigDict, shape) -> int:
           + _joint_encoder(m.num_layers, 1, n, d, m.mlp_dim) + 2 * d * m.num_classes)
 
 
-ANALYTIC = {'vivit': _vivit, 'timesformer': _timesformer, 'videomae': _videomae,
+def _mvit(m: ml_collections.ConfigDict, shape) -> int:
+  """MViT on a (T, H, W) clip: `layer_flops` (patch embedding, pooling convs, MLPs, `proj`,
+  head) plus each block's q/k/v projections of its N input tokens, output projection, attention
+  over the pooled Nq queries and Nk keys and, with rel_pos, the queries' products with the
+  t + h + w relative-position rows of each key grid (CLS token included in N, Nq, Nk)."""
+  model = models.build(m)
+  grid = mvit.pooled_grid(shape, model.patch_kernel, model.patch_stride)
+  cls, total = int(model.classifier == 'token'), layer_flops(m, shape)
+  width = model.embed_dim
+  for block in model.blocks(grid, bool(cls)):
+    pooling = block['pooling']
+    q_grid, k_grid = pooling.q_grid, pooling.kv_grid
+    n, nq, nk = (cls + math.prod(g) for g in (pooling.grid, q_grid, k_grid))
+    features = block['features']
+    total += 2 * features * (3 * n * width + nq * features) + _attend(1, 1, features) * nq * nk
+    if model.rel_pos:
+      total += 2 * math.prod(q_grid) * features * sum(k_grid)
+    width = block['out_features']
+  return total
+
+
+ANALYTIC = {'vivit': _vivit, 'mvit': _mvit, 'timesformer': _timesformer, 'videomae': _videomae,
             'videomae_pretrain': _videomae_pretrain}
 
 

@@ -111,7 +111,8 @@ class Attention(nn.Module):
   the platform being compiled for. Attention-weight dropout uses the rng stream 'dropout'.
   `zero_init_out` zero-initialises the output projection, so the
   residual branch starts at exactly 0 (Model 3's temporal attention). `qkv_bias` (a key of
-  QKV_BIASES) names the projections that have a bias.
+  QKV_BIASES) names the projections that have a bias. `features` (default D) is the width of
+  q/k/v and of the output (MViTv2 widens inside attention: (B, N, D) -> (B, N', features)).
   """
   num_heads: int
   dropout_rate: float
@@ -120,10 +121,11 @@ class Attention(nn.Module):
   param_dtype: Dtype
   zero_init_out: bool = False
   qkv_bias: str = 'qkv'
+  features: Optional[int] = None
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    width = x.shape[-1]
+    width = self.features or x.shape[-1]
     if width % self.num_heads:
       raise ValueError(f'hidden_size {width} is not divisible by num_heads {self.num_heads} '
                        f'(config.model.hidden_size, config.model.num_heads).')
@@ -132,7 +134,7 @@ class Attention(nn.Module):
     # sharding constraint to it under a mesh (google/flax#3676). Fans are as in DenseGeneral.
     project = functools.partial(nn.Einsum, dtype=self.dtype, param_dtype=self.param_dtype)
     q, k, v = (project(
-        shape=(width, heads, head_dim), einsum_str='bnd,dhk->bnhk',
+        shape=(x.shape[-1], heads, head_dim), einsum_str='bnd,dhk->bnhk',
         kernel_init=partitioned(nn.initializers.xavier_uniform(in_axis=0, out_axis=(1, 2)),
                                 ('embed', 'heads', 'kv')),
         bias_init=partitioned(nn.initializers.zeros, ('heads', 'kv')),
@@ -175,7 +177,8 @@ class FactorisedDotProductAttention(Attention):
 
 
 class MlpBlock(nn.Module):
-  """Dense -> activation (default exact GELU) -> dropout -> Dense -> dropout; (..., D) -> (..., D).
+  """Dense -> activation (default exact GELU) -> dropout -> Dense -> dropout; (..., D) ->
+  (..., out_features), by default D.
 
   `activation` is a key of ACTIVATIONS.
   """
@@ -184,10 +187,11 @@ class MlpBlock(nn.Module):
   dtype: Dtype
   param_dtype: Dtype
   activation: str = 'gelu'
+  out_features: Optional[int] = None
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    width = x.shape[-1]
+    width = self.out_features or x.shape[-1]
     bias_init = nn.initializers.normal(stddev=1e-6)
     y = nn.Dense(self.mlp_dim, dtype=self.dtype, param_dtype=self.param_dtype,
                  kernel_init=partitioned(nn.initializers.xavier_uniform(), ('embed', 'mlp')),

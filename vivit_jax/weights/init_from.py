@@ -144,7 +144,7 @@ def load_init_variables(init_from: ml_collections.ConfigDict,
       saved = saved.to_dict()
     else:
       loaded = torch_checkpoint.to_variables(state_dict, models.build(model_config), path,
-                                             load_head=init_from.load_head)
+                                             load_head=init_from.load_head, clip=video_shape)
   else:
     saved, loaded = checkpoints.restore_variables(path)
     loaded = scan.unstack(loaded)

@@ -13,7 +13,8 @@ import numpy as np
 
 from vivit_jax.weights import pytorchvideo, torch_state, torchvision_video
 
-Converter = Callable[..., torch_state.Variables]  # (state_dict, model, *, load_head) -> variables.
+# (state_dict, model, *, load_head, clip) -> variables.
+Converter = Callable[..., torch_state.Variables]
 # (zoo, recognises its tensor names, converter), tried in order.
 ZOOS: tuple[tuple[str, Callable[[Sequence[str]], bool], Converter], ...] = (
     ('torchvision', torchvision_video.is_video_resnet, torchvision_video.variables),
@@ -32,11 +33,12 @@ def zoo_of(names: Sequence[str], path: str) -> tuple[str, Converter]:
 
 
 def to_variables(state_dict: Mapping[str, np.ndarray], model: nn.Module, path: str, *,
-                 load_head: bool) -> torch_state.Variables:
-  """`state_dict` (read from `path`) as `model`'s variables {'params', 'batch_stats'}; without
-  `load_head`, no classifier (its leaves stay fresh in the caller)."""
+                 load_head: bool, clip: Sequence[int]) -> torch_state.Variables:
+  """`state_dict` (read from `path`) as the variables {'params'[, 'batch_stats']} of `model` on
+  clips `clip` (T, H, W); without `load_head`, no classifier (its leaves stay fresh in the
+  caller)."""
   zoo, convert = zoo_of(list(state_dict), path)
   try:
-    return convert(state_dict, model, load_head=load_head)
+    return convert(state_dict, model, load_head=load_head, clip=tuple(clip))
   except ValueError as e:
     raise ValueError(f'{path} ({zoo}) does not fit config.model: {e}') from e

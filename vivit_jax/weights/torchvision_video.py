@@ -17,7 +17,7 @@ The model to convert into (config.model, name 'r2plus1d', depth 18, base_width 6
   mc3_18       factorised=False, temporal_stages=1
   r2plus1d_18  factorised=True, mid_width_rule='torchvision'
 """
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -56,9 +56,10 @@ def _torchvision_name(key: torch_state.Key, factorised: bool) -> str:
 
 
 def variables(state_dict: Mapping[str, np.ndarray], model: r2plus1d.R2Plus1D, *,
-              load_head: bool = True) -> torch_state.Variables:
+              load_head: bool = True, clip: Sequence[int] | None = None) -> torch_state.Variables:
   """A torchvision VideoResNet state dict (numpy arrays) -> `model`'s variables {'params',
-  'batch_stats'} (float32, as stored; without `load_head`, no classifier).
+  'batch_stats'} (float32, as stored; without `load_head`, no classifier), built on clips `clip`
+  (T, H, W; the variables do not depend on it).
 
   `model` must be the architecture the checkpoint was trained as (module docstring). Raises
   ValueError naming the first tensors that do not fit (another architecture or size).
@@ -66,6 +67,6 @@ def variables(state_dict: Mapping[str, np.ndarray], model: r2plus1d.R2Plus1D, *,
   described = (f"R{'(2+1)' if model.factorised else '3'}D-{model.depth} (temporal_stages "
                f"{model.temporal_stages}, mid_width_rule '{model.mid_width_rule}')")
   return torch_state.to_variables(
-      state_dict, torch_state.abstract_variables(model, (8, 32, 32, 3)),
+      state_dict, torch_state.abstract_variables(model, (*(clip or (8, 32, 32)), 3)),
       lambda key: _torchvision_name(key, model.factorised), load_head=load_head,
       described=described, fix=FIX)

@@ -13,7 +13,7 @@ names SlowFast's map (slowfast.py) shares.
 Stage s is blocks.s, or blocks.s + 1 for s > 1 where a pool1 layer (C2D, I3D: temporal_pool 2)
 takes index 2.
 """
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -61,11 +61,11 @@ def _resnet_name(key: torch_state.Key, model: resnet.ResNet3D) -> str:
 
 
 def resnet_variables(state_dict: Mapping[str, np.ndarray],
-                     model: resnet.ResNet3D, *,
-                     load_head: bool = True) -> torch_state.Variables:
+                     model: resnet.ResNet3D, *, load_head: bool = True,
+                     clip: Sequence[int] | None = None) -> torch_state.Variables:
   """A PyTorchVideo ResNet state dict (numpy arrays, e.g. SLOW_8x8_R50.pyth's 'model_state') ->
   `model`'s variables {'params', 'batch_stats'} (float32, as stored; without `load_head`, no
-  classifier).
+  classifier), built on clips `clip` (T, H, W; the variables do not depend on it).
 
   `model` must be the ResNet3D the checkpoint was trained as (configs/cnn/slow_r50_k400.py,
   i3d_r50_k400.py, r2plus1d_r50_k400.py). Raises ValueError naming the first tensors that do
@@ -74,7 +74,7 @@ def resnet_variables(state_dict: Mapping[str, np.ndarray],
   refuse_nonlocal(model.nonlocal_blocks)
   kind = '(2+1)D ' if model.factorised else ''
   return torch_state.to_variables(
-      state_dict, torch_state.abstract_variables(model, (8, 32, 32, 3)),
+      state_dict, torch_state.abstract_variables(model, (*(clip or (8, 32, 32)), 3)),
       lambda key: _resnet_name(key, model), load_head=load_head,
       described=f'{kind}ResNet3D-{model.depth} (base_width {model.base_width}, temporal_pool '
                 f'{model.temporal_pool})',

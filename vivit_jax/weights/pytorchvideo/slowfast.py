@@ -7,7 +7,7 @@ head names as resnet.py's:
   blocks.{i}.multipathway_fusion.{conv_fast_to_slow, norm}       fuse_{i}/{conv, bn} (i = 0..3)
   blocks.6.proj                                                   head
 """
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -39,11 +39,12 @@ def _slowfast_name(key: torch_state.Key) -> str:
 
 
 def slowfast_variables(state_dict: Mapping[str, np.ndarray],
-                       model: slowfast.SlowFast, *,
-                       load_head: bool = True) -> torch_state.Variables:
+                       model: slowfast.SlowFast, *, load_head: bool = True,
+                       clip: Sequence[int] | None = None) -> torch_state.Variables:
   """A PyTorchVideo SlowFast state dict (numpy arrays, e.g. SLOWFAST_8x8_R50.pyth's
   'model_state') -> `model`'s variables {'params', 'batch_stats'} (float32, as stored; without
-  `load_head`, no classifier).
+  `load_head`, no classifier), built on clips `clip` (T, H, W; the variables do not depend on
+  it).
 
   `model` must be the SlowFast the checkpoint was trained as (configs/cnn/slowfast_r50_k400.py,
   8x8 or 4x16). Raises ValueError naming the first tensors that do not fit (another
@@ -51,7 +52,7 @@ def slowfast_variables(state_dict: Mapping[str, np.ndarray],
   """
   pytorchvideo_resnet.refuse_nonlocal(model.nonlocal_blocks)
   return torch_state.to_variables(
-      state_dict, torch_state.abstract_variables(model, (2 * model.alpha, 32, 32, 3)),
+      state_dict, torch_state.abstract_variables(model, (*(clip or (2 * model.alpha, 32, 32)), 3)),
       _slowfast_name, load_head=load_head,
       described=f'SlowFast-{model.depth} (base_width {model.base_width}, beta_inv '
                 f'{model.beta_inv}, fusion_kernel {model.fusion_kernel})',

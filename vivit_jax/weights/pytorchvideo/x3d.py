@@ -12,7 +12,7 @@ Names follow `pytorchvideo.models.x3d.create_x3d` (one name map, `_x3d_name`):
   ...branch1_conv, ...branch1_norm                            .../shortcut_conv, shortcut_bn
   blocks.5.pool.{pre_conv, pre_norm, post_conv}, blocks.5.proj head_conv, head_bn, head_fc, head
 """
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -44,15 +44,17 @@ def _x3d_name(key: torch_state.Key) -> str:
 
 
 def x3d_variables(state_dict: Mapping[str, np.ndarray], model: x3d.X3D, *,
-                  load_head: bool = True) -> torch_state.Variables:
+                  load_head: bool = True,
+                  clip: Sequence[int] | None = None) -> torch_state.Variables:
   """A PyTorchVideo X3D state dict (numpy arrays, e.g. X3D_M.pyth's 'model_state') -> `model`'s
-  variables {'params', 'batch_stats'} (float32, as stored; without `load_head`, no classifier).
+  variables {'params', 'batch_stats'} (float32, as stored; without `load_head`, no classifier),
+  built on clips `clip` (T, H, W; the variables do not depend on it).
 
   `model` must be the X3D the checkpoint was trained as (X3D-M: X3D(num_classes=400)). Raises
   ValueError naming the first tensors that do not fit (another architecture, widths or depths).
   """
   return torch_state.to_variables(
-      state_dict, torch_state.abstract_variables(model, (1, 32, 32, 3)), _x3d_name,
+      state_dict, torch_state.abstract_variables(model, (*(clip or (1, 32, 32)), 3)), _x3d_name,
       load_head=load_head,
       described=f'X3D {model.stages()} (blocks, width, inner width) per stage',
       fix='check config.model.depth_factor, base_width, width_factor, bottleneck_factor, '
