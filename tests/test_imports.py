@@ -13,7 +13,8 @@ LAYERS = (
     ('data', 'models'),
     ('weights', 'visualize'),  # Pretrained weights into models; pictures of model outputs.
     ('train',),  # The loop, step, tasks, checkpoints, evaluators.
-    ('evaluate', 'predict', 'stream', 'main'),  # Programs.
+    ('evaluate', 'predict', 'main'),  # Programs.
+    ('stream',),  # Frame by frame, with predict's frame checks.
 )
 
 

@@ -1,7 +1,6 @@
 """vivit_jax.predict: a video file's views equal the evaluation pipeline's (rebuilt in numpy), the
 printed top-5 are the view-averaged softmax; unreadable files and untrained workdirs fail in one
 line; a real mp4 runs end to end."""
-import importlib.util
 import os
 import subprocess
 import sys

@@ -60,7 +60,7 @@ def test_logits_equal_pytorchvideo():
   net = _random_torch_mvit()
   state = {k: v.numpy() for k, v in net.state_dict().items()}
   model = mvit.MViT(**SMALL_V1)
-  variables = pytorchvideo_weights.CONVERTERS[mvit.MViT](state, model, CLIP)
+  variables = pytorchvideo_weights.CONVERTERS[mvit.MViT](state, model, clip=CLIP)
   clip = np.random.default_rng(1).normal(size=(3, *CLIP, 3)).astype(np.float32)
   with torch.no_grad():
     expected = net(torch.from_numpy(clip.transpose(0, 4, 1, 2, 3))).numpy()

@@ -33,7 +33,6 @@ import concurrent.futures
 import dataclasses
 import json
 import logging
-import os
 import re
 import shutil
 
