@@ -42,8 +42,8 @@ class TemporalConv(nn.Module):
 
   cache 'pre' keeps the last kt - 1 input frames (B, kt - 1, H, W, Cin) and convolves the window;
   'post' convolves the new frame with all kt taps at once and keeps the partial sums of the next
-  kt - 1 outputs (B, kt - 1, H', W', features); 'auto' picks the smaller state (pre on ties, and
-  always for grouped convs).
+  kt - 1 outputs (B, kt - 1, H', W', features); 'auto' picks the smaller state (pre on ties).
+  Grouped convs are always pre-cached; kt = 1 keeps no state.
   """
   features: int
   kernel_size: Sequence[int]  # (kt, kh, kw).
@@ -63,11 +63,13 @@ class TemporalConv(nn.Module):
   def uses_post_cache(self, x: jax.Array) -> bool:
     if self.cache not in CACHES:
       raise ValueError(f'TemporalConv cache={self.cache!r} must be one of {CACHES}.')
+    if self.kernel_size[0] == 1 or self.groups > 1:
+      return False
     if self.cache != 'auto':
-      return self.cache == 'post' and self.groups == 1
+      return self.cache == 'post'
     _, h, w, c = x.shape[1:]
     out = (-(-h // self.stride)) * (-(-w // self.stride)) * self.features
-    return self.groups == 1 and out < h * w * c
+    return out < h * w * c
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
