@@ -410,6 +410,8 @@ class ResNet3D(_ResNet):
   _TEMPORAL_KERNEL_BASIS). Time is not strided otherwise. `nonlocal_blocks` lists per stage the
   block indices followed by an embedded-Gaussian non-local block (PySlowFast NONLOCAL.LOCATION),
   whose keys and values are max-pooled by `nonlocal_pool`; it starts as the identity.
+  temporal_padding='valid' removes all temporal padding (each conv shortens the clip by kt - 1,
+  shortcuts are cropped to their centre): the clip that models/continual's CoResNet3D equals.
 
   Presets: I3D-R50 (PySlowFast I3D_8x8_R50): depth 50, stem_temporal_kernel 5, temporal_pool 2,
   temporal_kernels ((3,), (3, 1), (3, 1), (1, 3)); Slow-R50 (the Slow pathway of SlowFast):

@@ -13,7 +13,6 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from jax import lax
 
 from vivit_jax.models import resnet
 from vivit_jax.models.layers import Dtype
