@@ -58,6 +58,9 @@ DEPTHS = {
     152: ('bottleneck', (3, 8, 36, 3)),
 }
 STAGE_STRIDES = (1, 2, 2, 2)  # Spatial stride of the first block of each stage.
+# 'same': PyTorch's padding kt // 2 keeps T; 'valid': no temporal padding, a kt-tap conv shortens
+# T by kt - 1 and residuals crop their shortcut's centre (the clip a continual model equals).
+TEMPORAL_PADDINGS = ('same', 'valid')
 
 
 def _conv3d_as_2d(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
@@ -102,14 +105,17 @@ def _conv3d(x: jax.Array, kernel: jax.Array, window_strides, padding, *, lhs_dil
 
 def conv(features: int, kernel: Sequence[int], strides: Optional[Sequence[int]] = None, *,
          dtype: Dtype, param_dtype: Dtype, name: str, use_bias: bool = False,
-         kernel_init: nn.initializers.Initializer = CONV_INIT, groups: int = 1) -> nn.Conv:
-  """A 2D or 3D convolution (by len(kernel)) with PyTorch's padding k // 2 on each side; kernel
-  (*kernel, Cin / groups, features) named (None, ..., 'conv_in', 'conv_out'); groups = Cin =
-  features makes it depthwise. Ungrouped 3D ones run as 2D convolutions on CPU (`_conv3d`), the
-  same numbers."""
+         kernel_init: nn.initializers.Initializer = CONV_INIT, groups: int = 1,
+         temporal_padding: str = 'same') -> nn.Conv:
+  """A 2D or 3D convolution (by len(kernel)) with PyTorch's padding k // 2 on each side (none in
+  time for a 3D kernel with temporal_padding='valid'); kernel (*kernel, Cin / groups, features)
+  named (None, ..., 'conv_in', 'conv_out'); groups = Cin = features makes it depthwise.
+  Ungrouped 3D ones run as 2D convolutions on CPU (`_conv3d`), the same numbers."""
   kernel = tuple(kernel)
+  valid_time = len(kernel) == 3 and temporal_padding == 'valid'
   return nn.Conv(features, kernel, tuple(strides or (1,) * len(kernel)),
-                 padding=[(k // 2, k // 2) for k in kernel], feature_group_count=groups,
+                 padding=[(0, 0) if valid_time and i == 0 else (k // 2, k // 2)
+                          for i, k in enumerate(kernel)], feature_group_count=groups,
                  use_bias=use_bias, dtype=dtype, param_dtype=param_dtype,
                  kernel_init=partitioned(kernel_init,
                                          (None,) * len(kernel) + ('conv_in', 'conv_out')),
@@ -126,6 +132,22 @@ def batch_norm(train: bool, *, dtype: Dtype, param_dtype: Dtype, name: str,
                       scale_init=partitioned(nn.initializers.zeros if zero_scale
                                              else nn.initializers.ones, ('conv_out',)),
                       bias_init=partitioned(nn.initializers.zeros, ('conv_out',)), name=name)
+
+
+def check_temporal_padding(value: str):
+  """ValueError naming config.model.temporal_padding unless it is one of TEMPORAL_PADDINGS."""
+  if value not in TEMPORAL_PADDINGS:
+    raise ValueError(f'config.model.temporal_padding={value!r} must be one of '
+                     f'{TEMPORAL_PADDINGS} (same: the clip keeps its length; valid: no temporal '
+                     f'padding, as the continual models see it).')
+
+
+def crop_time(x: jax.Array, length: int) -> jax.Array:
+  """The central `length` steps of x (N, T, ...) along T (x itself for images or T == length)."""
+  if x.ndim < 5 or x.shape[1] == length:
+    return x
+  start = (x.shape[1] - length) // 2
+  return x[:, start:start + length]
 
 
 def dims(temporal: Optional[int], spatial: int, is_3d: bool) -> tuple[int, ...]:
@@ -160,6 +182,7 @@ class Block(nn.Module):
   stride: int = 1  # Spatial stride.
   temporal_kernel: Optional[int] = None  # None: a 2D block; else the first conv's kt.
   temporal_stride: int = 1  # 3D only.
+  temporal_padding: str = 'same'  # 3D only: TEMPORAL_PADDINGS.
   zero_init_last: bool = False  # Start the last BN's scale at 0 (the block is the identity).
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
@@ -172,11 +195,11 @@ class Block(nn.Module):
     return dims(temporal, spatial, self.is_3d)
 
   def conv(self, x: jax.Array, features: int, kernel: Sequence[int], strides: Sequence[int],
-           train: bool, name: str) -> jax.Array:
+           train: bool, name: str, groups: int = 1) -> jax.Array:
     """The block's convolution `name` of x; `train` is for subclasses whose convs hold BN."""
     del train
     return conv(features, kernel, strides, dtype=self.dtype, param_dtype=self.param_dtype,
-                name=name)(x)
+                name=name, groups=groups, temporal_padding=self.temporal_padding)(x)
 
   def bn(self, x: jax.Array, train: bool, name: str, last: bool = False) -> jax.Array:
     return batch_norm(train, dtype=self.dtype, param_dtype=self.param_dtype, name=name,
@@ -191,6 +214,10 @@ class Block(nn.Module):
              dtype=self.dtype, param_dtype=self.param_dtype, name='shortcut_conv')(x)
     return self.bn(y, train, 'shortcut_bn')
 
+  def residual(self, y: jax.Array, x: jax.Array, train: bool) -> jax.Array:
+    """ReLU(y + shortcut(x)), the shortcut cropped to y's length (temporal_padding 'valid')."""
+    return nn.relu(y + crop_time(self.shortcut(x, train), y.shape[1]))
+
 
 class BasicBlock(Block):
   """conv_a kt x 3 x 3 (strided) -> BN -> ReLU -> conv_b kt_b x 3 x 3 -> BN, + shortcut, ReLU."""
@@ -204,7 +231,7 @@ class BasicBlock(Block):
     y = self.conv(y, self.width, self.kernel(self.temporal_kernel_b, 3), self.kernel(1, 1), train,
                   'conv_b')
     y = self.bn(y, train, 'bn_b', last=True)
-    return nn.relu(y + self.shortcut(x, train))
+    return self.residual(y, x, train)
 
 
 class Bottleneck(Block):
@@ -222,7 +249,7 @@ class Bottleneck(Block):
     y = nn.relu(self.bn(y, train, 'bn_b'))
     y = self.conv(y, self.width * self.EXPANSION, ones, ones, train, 'conv_c')
     y = self.bn(y, train, 'bn_c', last=True)
-    return nn.relu(y + self.shortcut(x, train))
+    return self.residual(y, x, train)
 
 
 class Bottleneck2Plus1D(Bottleneck):
@@ -341,12 +368,13 @@ class _ResNet(nn.Module):
     return self.base_width * 8 * self.block_class.EXPANSION
 
   def _stem(self, x: jax.Array, train: bool, temporal_kernel: Optional[int],
-            pool: bool = True) -> jax.Array:
+            pool: bool = True, temporal_padding: str = 'same') -> jax.Array:
     """(N, [T,] H, W, 3) -> (N, [T,] H / 4, W / 4, base_width): conv, BN, ReLU, max pool (H / 2,
     W / 2 without the pool)."""
     is_3d = temporal_kernel is not None
     x = conv(self.base_width, dims(temporal_kernel, 7, is_3d), dims(1, 2, is_3d),
-             dtype=self.dtype, param_dtype=self.param_dtype, name='stem_conv')(x)
+             dtype=self.dtype, param_dtype=self.param_dtype, name='stem_conv',
+             temporal_padding=temporal_padding)(x)
     x = nn.relu(batch_norm(train, dtype=self.dtype, param_dtype=self.param_dtype,
                            name='stem_bn')(x))
     if not pool:
@@ -355,11 +383,13 @@ class _ResNet(nn.Module):
                        padding=((0, 0),) * is_3d + ((1, 1), (1, 1)))
 
   def _stage(self, x: jax.Array, train: bool, s: int, temporal_kernels: Sequence[Optional[int]],
-             stride: Optional[int] = None, **kwargs) -> jax.Array:
+             stride: Optional[int] = None, temporal_padding: str = 'same',
+             **kwargs) -> jax.Array:
     """Stage s (0-based) of the trunk, named stage_{s + 1}; spatial `stride` None:
     STAGE_STRIDES[s]."""
     block = functools.partial(self.block_class, zero_init_last=self.zero_init_residual,
-                              dtype=self.dtype, param_dtype=self.param_dtype)
+                              temporal_padding=temporal_padding, dtype=self.dtype,
+                              param_dtype=self.param_dtype)
     return Stage(block, self.base_width * 2 ** s, STAGE_STRIDES[s] if stride is None else stride,
                  tuple(temporal_kernels), dtype=self.dtype, param_dtype=self.param_dtype,
                  name=f'stage_{s + 1}', **kwargs)(x, train=train)
@@ -405,6 +435,8 @@ class ResNet3D(_ResNet):
   _TEMPORAL_KERNEL_BASIS). Time is not strided otherwise. `nonlocal_blocks` lists per stage the
   block indices followed by an embedded-Gaussian non-local block (PySlowFast NONLOCAL.LOCATION),
   whose keys and values are max-pooled by `nonlocal_pool`; it starts as the identity.
+  temporal_padding='valid' removes all temporal padding (each conv shortens the clip by kt - 1,
+  shortcuts are cropped to their centre): the clip that models/continual's CoResNet3D equals.
 
   `spatial_strides` and `temporal_strides` stride each stage's first block (its conv_b and
   shortcut); `stem_pool` False drops the stem's max pool; `factorised` makes the bottlenecks
@@ -427,6 +459,7 @@ class ResNet3D(_ResNet):
   spatial_strides: Sequence[int] = STAGE_STRIDES  # Per stage.
   temporal_strides: Sequence[int] = (1, 1, 1, 1)  # Per stage.
   factorised: bool = False  # (2+1)D bottlenecks (Bottleneck2Plus1D); depth 50, 101 or 152.
+  temporal_padding: str = 'same'  # TEMPORAL_PADDINGS; 'valid': T shrinks by each kernel's kt - 1.
 
   def __post_init__(self):
     super().__post_init__()  # Checks depth first.
@@ -455,6 +488,7 @@ class ResNet3D(_ResNet):
     check_int('stem_temporal_kernel', self.stem_temporal_kernel, 'the stem kernel',
                        odd=True)
     check_int('temporal_pool', self.temporal_pool, '1: no temporal pooling')
+    check_temporal_padding(self.temporal_padding)
     if len(self.nonlocal_blocks) != NUM_STAGES:
       raise ValueError(f'config.model.nonlocal_blocks={self.nonlocal_blocks!r} needs one tuple of '
                        f'block indices per stage ({NUM_STAGES}), e.g. ((), (1, 3), (1, 3, 5), ()).')
@@ -483,7 +517,8 @@ class ResNet3D(_ResNet):
   def _stage_3d(self, x: jax.Array, train: bool, s: int) -> jax.Array:
     """Stage s (0-based) with its temporal kernels, strides and non-local blocks."""
     return self._stage(x, train, s, self.block_temporal_kernels()[s],
-                       stride=self.spatial_strides[s], temporal_stride=self.temporal_strides[s],
+                       stride=self.spatial_strides[s], temporal_padding=self.temporal_padding,
+                       temporal_stride=self.temporal_strides[s],
                        nonlocal_after=tuple(self.nonlocal_blocks[s]),
                        nonlocal_pool=tuple(self.nonlocal_pool))
 
@@ -494,7 +529,8 @@ class ResNet3D(_ResNet):
       raise inputs.error(video, 'ResNet3D', f'config.model.temporal_pool={self.temporal_pool} '
                          f'exceeds the clip length {video.shape[1]}; use more frames '
                          f'(config.dataset.num_frames) or temporal_pool=1')
-    x = self._stem(video, train, self.stem_temporal_kernel, self.stem_pool)
+    x = self._stem(video, train, self.stem_temporal_kernel, self.stem_pool,
+                   self.temporal_padding)
     for s in range(NUM_STAGES):
       x = self._stage_3d(x, train, s)
       if s == 0 and self.temporal_pool > 1:

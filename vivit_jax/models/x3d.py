@@ -32,6 +32,7 @@ BatchNorm, conv helpers and logical axis names ('conv_in', 'conv_out', 'classes'
 (a depthwise kernel is (kt, kh, kw, 1, C)).
 """
 import math
+from typing import Callable
 
 import flax.linen as nn
 import jax
@@ -73,9 +74,12 @@ class SqueezeExcite(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     kw = dict(kernel=(1, 1, 1), use_bias=True, dtype=self.dtype, param_dtype=self.param_dtype)
-    s = jnp.mean(x, axis=(1, 2, 3), keepdims=True)
-    s = nn.relu(resnet.conv(self.reduced, name='reduce', **kw)(s))
+    s = nn.relu(resnet.conv(self.reduced, name='reduce', **kw)(self.squeeze(x)))
     return x * nn.sigmoid(resnet.conv(x.shape[-1], name='expand', **kw)(s))
+
+  def squeeze(self, x: jax.Array) -> jax.Array:
+    """x (B, T, H, W, C) -> its mean (B, 1, 1, 1, C)."""
+    return jnp.mean(x, axis=(1, 2, 3), keepdims=True)
 
 
 class X3DBlock(resnet.Block):
@@ -87,18 +91,22 @@ class X3DBlock(resnet.Block):
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     ones, inner = (1, 1, 1), self.inner_width
     y = self.conv(x, inner, ones, ones, train, 'conv_a')
     y = nn.relu(self.bn(y, train, 'bn_a'))
-    y = resnet.conv(inner, (self.temporal_kernel, 3, 3), (1, self.stride, self.stride),
-                    groups=inner, name='conv_b', **kw)(y)
+    y = self.conv(y, inner, (self.temporal_kernel, 3, 3), (1, self.stride, self.stride), train,
+                  'conv_b', groups=inner)
     y = self.bn(y, train, 'bn_b')
     if self.se_width:
-      y = SqueezeExcite(self.se_width, name='se', **kw)(y)
+      y = self.excite(y)
     y = self.conv(nn.silu(y), self.width, ones, ones, train, 'conv_c')
     y = self.bn(y, train, 'bn_c', last=True)
-    return nn.relu(y + self.shortcut(x, train))
+    return self.residual(y, x, train)
+
+  def excite(self, y: jax.Array) -> jax.Array:
+    """The squeeze-excitation `se` of y."""
+    return SqueezeExcite(self.se_width, name='se', dtype=self.dtype,
+                         param_dtype=self.param_dtype)(y)
 
   def shortcut(self, x: jax.Array, train: bool) -> jax.Array:
     """resnet.Block's shortcut, without the BN where only the stride changes the shape."""
@@ -117,16 +125,18 @@ class X3DStage(nn.Module):
   inner_width: int
   se_width: int
   zero_init_last: bool = False
+  temporal_padding: str = 'same'
+  block: Callable[..., X3DBlock] = X3DBlock  # The continual X3D passes its twin.
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     for j in range(self.depth):
-      x = X3DBlock(self.width, STAGE_STRIDE if j == 0 else 1, inner_width=self.inner_width,
-                   se_width=0 if j % 2 else self.se_width, zero_init_last=self.zero_init_last,
-                   dtype=self.dtype, param_dtype=self.param_dtype,
-                   name=f'block_{j}')(x, train=train)
+      x = self.block(self.width, STAGE_STRIDE if j == 0 else 1, inner_width=self.inner_width,
+                     se_width=0 if j % 2 else self.se_width, zero_init_last=self.zero_init_last,
+                     temporal_padding=self.temporal_padding, dtype=self.dtype,
+                     param_dtype=self.param_dtype, name=f'block_{j}')(x, train=train)
     return x
 
 
@@ -145,6 +155,7 @@ class X3D(nn.Module):
   head_width: int = 2048  # X3D.DIM_C5, create_x3d's head_dim_out.
   se_ratio: float = 0.0625  # 0: no squeeze-excitation.
   zero_init_residual: bool = False
+  temporal_padding: str = 'same'  # resnet.TEMPORAL_PADDINGS; 'valid': T shrinks by 4 + 2 / block.
   dropout_rate: float = 0.0
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
@@ -158,6 +169,7 @@ class X3D(nn.Module):
     if not isinstance(self.se_ratio, (int, float)) or not 0 <= self.se_ratio < 1:
       raise ValueError(f'config.model.se_ratio={self.se_ratio!r} must be in [0, 1) (1/16 in the '
                        f'paper; 0 turns squeeze-excitation off).')
+    resnet.check_temporal_padding(self.temporal_padding)
     super().__post_init__()
 
   def stem_width(self) -> int:
@@ -180,12 +192,13 @@ class X3D(nn.Module):
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     stem = self.stem_width()
     x = resnet.conv(stem, (1, 3, 3), (1, 2, 2), name='stem_conv_s', **kw)(video)
-    x = resnet.conv(stem, (STEM_TEMPORAL_KERNEL, 1, 1), groups=stem, name='stem_conv_t', **kw)(x)
+    x = resnet.conv(stem, (STEM_TEMPORAL_KERNEL, 1, 1), groups=stem, name='stem_conv_t',
+                    temporal_padding=self.temporal_padding, **kw)(x)
     x = nn.relu(resnet.batch_norm(train, name='stem_bn', **kw)(x))
     for s, (depth, width, inner) in enumerate(self.stages()):
       se_width = round_width(inner, self.se_ratio) if self.se_ratio else 0
-      x = X3DStage(depth, width, inner, se_width, self.zero_init_residual, name=f'stage_{s + 1}',
-                   **kw)(x, train=train)
+      x = X3DStage(depth, width, inner, se_width, self.zero_init_residual, self.temporal_padding,
+                   name=f'stage_{s + 1}', **kw)(x, train=train)
     x = resnet.conv(inner, (1, 1, 1), name='head_conv', **kw)(x)
     x = nn.relu(resnet.batch_norm(train, name='head_bn', **kw)(x))
     x = jnp.mean(x, axis=(1, 2, 3), keepdims=True)
