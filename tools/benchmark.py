@@ -1,8 +1,8 @@
 """Runs one benchmark, tools/benchmarks/NAME.py, and writes its results (JSON + a markdown table)
 under --out, by default the committed benchmarks/:
 
-  python tools/benchmark.py NAME [flags]        NAME: default_job, data, memory, models,
-  python tools/benchmark.py NAME --help         motion_models, videomae_pretraining
+  python tools/benchmark.py NAME [flags]        NAME: continual, default_job, data, memory,
+  python tools/benchmark.py NAME --help         models, motion_models, videomae_pretraining
 
 Each benchmark's module docstring says what it measures, its flags and how long it takes.
 """
