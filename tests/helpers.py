@@ -52,6 +52,39 @@ def pytorchvideo_models(module: str):
   return importlib.import_module(f'pytorchvideo.models.{module}')
 
 
+def randomised_torch(net, std: float = 0.3, keep=lambda name: False):
+  """torch module `net` in eval mode with normal(0, std) weights and random BatchNorm statistics
+  (means normal, variances in [0.5, 1.5]), from torch's seed 0; tensors named `keep(name)` stay."""
+  import torch
+  torch.manual_seed(0)
+  with torch.no_grad():
+    for name, tensor in net.state_dict().items():
+      if keep(name):
+        continue
+      if name.endswith('running_var'):
+        tensor.uniform_(0.5, 1.5)
+      elif tensor.is_floating_point():
+        tensor.normal_(0.0, std)
+  return net.eval()
+
+
+def torch_logits(net, clip: np.ndarray) -> np.ndarray:
+  """`net`'s output on `clip` (B, T, H, W, C), fed as torch's (B, C, T, H, W)."""
+  import torch
+  with torch.no_grad():
+    return net(torch.from_numpy(clip.transpose(0, 4, 1, 2, 3))).numpy()
+
+
+def assert_same_logits(model, variables, clip: np.ndarray, expected: np.ndarray):
+  """`model.apply(variables, clip)` (jitted, eval) equals `expected` (the torch reference's
+  logits, not all alike) within 1e-4, with the same predicted classes."""
+  import jax
+  logits = np.asarray(jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, clip))
+  assert logits.shape == expected.shape and np.std(expected) > 0.1
+  np.testing.assert_allclose(logits, expected, atol=1e-4, rtol=1e-4)
+  np.testing.assert_array_equal(logits.argmax(-1), expected.argmax(-1))
+
+
 def tiny_config():
   """configs/default.py shrunk to a 2-layer, 32-wide ViViT with 2x4x4 tubelets on 4x16x16 clips."""
   config = load_config()

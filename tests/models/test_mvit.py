@@ -9,10 +9,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import torch
 
 from configs import common
-from tests.helpers import pytorchvideo_models, random_params, train_one_step
+from tests.helpers import (assert_same_logits, pytorchvideo_models, random_params,
+                           randomised_torch, torch_logits, train_one_step)
 from tests.models.test_cnn3d import _num_params
 from vivit_jax import models
 from vivit_jax.models import flops, mvit
@@ -36,20 +36,15 @@ def _params(model, clip=CLIP) -> dict:
                                            train=False))['params']
 
 
-def _random_torch_mvit(seed=0):
+def _random_torch_mvit():
   """SMALL_V1 of create_multiscale_vision_transformers, logits out, eval mode, weights
   normal(0, 0.3) (the blocks' LayerNorm scales left at 1)."""
-  torch.manual_seed(seed)
   net = pytorchvideo_models('vision_transformers').create_multiscale_vision_transformers(
       spatial_size=CLIP[1], temporal_size=CLIP[0], depth=4, patch_embed_dim=16,
       embed_dim_mul=[[1, 2.0], [3, 2.0]], atten_head_mul=[[1, 2.0], [3, 2.0]],
       pool_q_stride_size=[[1, 1, 2, 2], [3, 1, 2, 2]], pool_kv_stride_adaptive=[1, 4, 4],
       pool_kvq_kernel=[3, 3, 3], head_num_classes=7)
-  with torch.no_grad():
-    for name, tensor in net.state_dict().items():
-      if not name.endswith(('norm1.weight', 'norm2.weight')):
-        tensor.normal_(0.0, 0.3)
-  return net.eval()
+  return randomised_torch(net, keep=lambda name: name.endswith(('norm1.weight', 'norm2.weight')))
 
 
 def test_logits_equal_pytorchvideo():
@@ -62,12 +57,7 @@ def test_logits_equal_pytorchvideo():
   model = mvit.MViT(**SMALL_V1)
   variables = pytorchvideo_weights.CONVERTERS[mvit.MViT](state, model, clip=CLIP)
   clip = np.random.default_rng(1).normal(size=(3, *CLIP, 3)).astype(np.float32)
-  with torch.no_grad():
-    expected = net(torch.from_numpy(clip.transpose(0, 4, 1, 2, 3))).numpy()
-  logits = np.asarray(jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, clip))
-  assert logits.shape == (3, 7) and np.std(expected) > 0.1
-  np.testing.assert_allclose(logits, expected, atol=1e-4, rtol=1e-4)
-  np.testing.assert_array_equal(logits.argmax(-1), expected.argmax(-1))
+  assert_same_logits(model, variables, clip, torch_logits(net, clip))
 
 
 def test_converter_refuses_other_architectures():

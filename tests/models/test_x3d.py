@@ -12,11 +12,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import torch
 
-from tests.helpers import REPO, pytorchvideo_models, train_one_step
+from tests.helpers import (REPO, assert_same_logits, pytorchvideo_models, randomised_torch,
+                           torch_logits, train_one_step)
 from tests.models.test_cnn3d import _abstract, _num_params
-from tests.weights.test_pytorchvideo import randomised
 from vivit_jax import models
 from vivit_jax.models import flops, x3d
 from vivit_jax.weights.pytorchvideo import x3d as pytorchvideo_x3d
@@ -68,8 +67,8 @@ def test_multiply_adds_per_view():
 
 def _random_torch_x3d():
   """The SMALL X3D of create_x3d on 4 x 32 x 32 clips, logits out (no softmax), in eval mode with
-  random weights and BN statistics (test_pytorchvideo.randomised)."""
-  return randomised(_create_x3d(input_clip_length=4, input_crop_size=32, model_num_class=7,
+  random weights and BN statistics (helpers.randomised_torch)."""
+  return randomised_torch(_create_x3d(input_clip_length=4, input_crop_size=32, model_num_class=7,
                                 stem_dim_in=SMALL['base_width'],
                                 depth_factor=SMALL['depth_factor'],
                                 head_dim_out=SMALL['head_width'], head_activation=None))
@@ -87,12 +86,7 @@ def test_logits_equal_pytorchvideo():
   model = x3d.X3D(num_classes=7, **SMALL)
   variables = pytorchvideo_x3d.x3d_variables(state, model)
   clip = np.random.default_rng(1).normal(size=(2, 4, 32, 32, 3)).astype(np.float32)
-  with torch.no_grad():
-    expected = net(torch.from_numpy(clip.transpose(0, 4, 1, 2, 3))).numpy()
-  logits = np.asarray(jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, clip))
-  assert logits.shape == (2, 7) and np.std(expected) > 0.1
-  np.testing.assert_allclose(logits, expected, atol=1e-4, rtol=1e-4)
-  np.testing.assert_array_equal(logits.argmax(-1), expected.argmax(-1))
+  assert_same_logits(model, variables, clip, torch_logits(net, clip))
 
 
 def test_converter_refuses_other_architectures():

@@ -12,7 +12,8 @@ import torch
 
 import jax
 from configs import common
-from tests.helpers import pytorchvideo_models
+from tests.helpers import (assert_same_logits, pytorchvideo_models, randomised_torch,
+                           torch_logits)
 from vivit_jax import models
 from vivit_jax.models import resnet, slowfast
 from vivit_jax.weights import pytorchvideo
@@ -47,19 +48,6 @@ PRESETS = {
 }
 
 
-def randomised(net: torch.nn.Module) -> torch.nn.Module:
-  """`net` in eval mode with normal(0, 0.3) weights and random BN statistics (means normal,
-  variances in [0.5, 1.5]), drawn from torch's seed 0; PyTorchVideo models in tests/models/ too."""
-  torch.manual_seed(0)
-  with torch.no_grad():
-    for name, tensor in net.state_dict().items():
-      if name.endswith('running_var'):
-        tensor.uniform_(0.5, 1.5)
-      elif tensor.is_floating_point():
-        tensor.normal_(0.0, 0.3)
-  return net.eval()
-
-
 def _state(net: torch.nn.Module) -> dict:
   return {k: v.numpy() for k, v in net.state_dict().items()}
 
@@ -69,15 +57,8 @@ def _small_resnet(family: str) -> tuple[torch.nn.Module, resnet.ResNet3D]:
   module, function = builder.split('.')
   build = getattr(pytorchvideo_models(module), function)
   net = build(model_num_class=NUM_CLASSES, stem_dim_out=STEM_WIDTH, dropout_rate=0.0, **kwargs)
-  return randomised(net), resnet.ResNet3D(num_classes=NUM_CLASSES, base_width=STEM_WIDTH,
+  return randomised_torch(net), resnet.ResNet3D(num_classes=NUM_CLASSES, base_width=STEM_WIDTH,
                                            **fields)
-
-
-def _assert_same_logits(model, variables, clip, expected):
-  logits = np.asarray(jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, clip))
-  assert logits.shape == (2, NUM_CLASSES) and np.std(expected) > 0.1
-  np.testing.assert_allclose(logits, expected, atol=1e-4, rtol=1e-4)
-  np.testing.assert_array_equal(logits.argmax(-1), expected.argmax(-1))
 
 
 def _clip(frames: int = 8) -> np.ndarray:
@@ -95,15 +76,14 @@ def test_resnet_logits_equal_pytorchvideo(family):
   the same logits within 1e-4 and the same classes."""
   net, model = _small_resnet(family)
   clip = _clip()
-  with torch.no_grad():
-    expected = net(_ncthw(clip)).numpy()
-  _assert_same_logits(model, pytorchvideo.variables(_state(net), model), clip, expected)
+  assert_same_logits(model, pytorchvideo.variables(_state(net), model), clip,
+                     torch_logits(net, clip))
 
 
 def test_slowfast_logits_equal_pytorchvideo():
   """SlowFast (alpha 4, fusion kernel 7 as 8x8; fast width 1/4): the same logits within 1e-4 when
   PyTorchVideo's slow pathway gets every 4th frame, as ours takes it."""
-  net = randomised(pytorchvideo_models('hub').slowfast_r50(
+  net = randomised_torch(pytorchvideo_models('hub').slowfast_r50(
       model_num_class=NUM_CLASSES, stem_dim_outs=(2 * STEM_WIDTH, STEM_WIDTH // 2),
       slowfast_channel_reduction_ratio=(4,), dropout_rate=0.0,
       head_pool_kernel_sizes=((2, 1, 1), (8, 1, 1))))
@@ -113,7 +93,7 @@ def test_slowfast_logits_equal_pytorchvideo():
   with torch.no_grad():
     fast = _ncthw(clip)
     expected = net([fast[:, :, ::4], fast]).numpy()
-  _assert_same_logits(model, pytorchvideo.variables(_state(net), model), clip, expected)
+  assert_same_logits(model, pytorchvideo.variables(_state(net), model), clip, expected)
 
 
 @pytest.mark.parametrize('spec', PRESETS)

@@ -14,7 +14,8 @@ import torch
 from flax import traverse_util
 
 from configs import common
-from tests.helpers import REPO, assert_one_step_trained, load_tool, pytorchvideo_models, train_one_step
+from tests.helpers import (REPO, assert_one_step_trained, load_tool, pytorchvideo_models,
+                           randomised_torch, train_one_step)
 from vivit_jax import models
 from tests.weights.test_torchvision_video import _small_reference
 from vivit_jax.weights import init_from, torch_checkpoint, torch_state, torchvision_video
@@ -35,17 +36,10 @@ def x3d_pyth(tmp_path_factory) -> str:
   """An X3D of _model_config's sizes with 400 classes and random weights and BN statistics, saved
   as PyTorchVideo's model zoo does (a torch pickle, the state dict under 'model_state')."""
   model = _model_config()
-  torch.manual_seed(0)
-  net = pytorchvideo_models('x3d').create_x3d(
+  net = randomised_torch(pytorchvideo_models('x3d').create_x3d(
       input_clip_length=8, input_crop_size=32, model_num_class=400,  # Crop: a multiple of 32.
       stem_dim_in=model.base_width, depth_factor=model.depth_factor,
-      head_dim_out=model.head_width)
-  with torch.no_grad():
-    for name, tensor in net.state_dict().items():
-      if name.endswith('running_var'):
-        tensor.uniform_(0.5, 1.5)
-      elif tensor.is_floating_point():
-        tensor.normal_(0.0, 0.1)
+      head_dim_out=model.head_width), std=0.1)
   path = str(tmp_path_factory.mktemp('zoo') / 'x3d_m.pyth')
   torch.save({'model_state': net.state_dict(), 'epoch': 300}, path)
   return path
