@@ -40,3 +40,15 @@ def tiny_workdir(synthetic_data_dir, tmp_path_factory):
   path = str(tmp_path_factory.mktemp('trained'))
   trained_workdir(synthetic_data_dir, path)
   return path
+
+
+# Files of several minutes each (one long test or a long shared setup), run first: with
+# `--dist loadfile` a worker that draws one of them last leaves the others idle while it runs.
+LONG_FILES = ('train/test_multihost.py', 'test_notebook.py', 'test_visualize.py',
+              'test_stream.py', 'models/test_slowfast.py', 'models/test_continual.py',
+              'weights/test_torch_checkpoint.py', 'train/test_loop.py')
+
+
+def pytest_collection_modifyitems(items):
+  """Puts the tests of LONG_FILES first (stable: each file keeps its order)."""
+  items.sort(key=lambda item: not str(item.path).endswith(LONG_FILES))

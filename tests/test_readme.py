@@ -95,7 +95,8 @@ def test_named_commands_and_modules_exist():
   assert 'tools/build_dataset.py' in tools
   assert not [t for t in tools if not os.path.isfile(os.path.join(REPO, t))]
   commands = set(re.findall(r'python -m (vivit_jax\.\w+)', README))
-  assert commands == {'vivit_jax.main', 'vivit_jax.evaluate', 'vivit_jax.predict'}
+  assert commands == {'vivit_jax.main', 'vivit_jax.evaluate', 'vivit_jax.predict',
+                      'vivit_jax.stream'}
   for name in sorted(set(MODULE.findall(README)) | commands):
     parts = name.split('.')
     modules = [i for i in range(len(parts), 0, -1) if _module_file(parts[:i])]

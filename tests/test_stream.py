@@ -57,12 +57,12 @@ def test_each_prediction_is_the_clip_model_on_the_last_frames(slow_workdir):
   valid.temporal_padding = 'valid'
   exp = loop.restore_for_eval(config, slow_workdir)
   variables = step.variables(exp.state.params, exp.state.batch_stats)
-  for index, time, probs in (rows[0], rows[-1]):
-    window = np.stack([stream.preprocess(f, config.dataset)
-                       for f in taken[index // stride - field + 1:index // stride + 1]])
-    logits = models.build(valid).apply(variables, window[None], train=False)
-    np.testing.assert_allclose(probs, jax.nn.softmax(logits[0]), atol=1e-5)
-    assert time == pytest.approx(index / rate)
+  index, time, probs = rows[-1]
+  window = np.stack([stream.preprocess(f, config.dataset)
+                     for f in taken[index // stride - field + 1:index // stride + 1]])
+  logits = models.build(valid).apply(variables, window[None], train=False)
+  np.testing.assert_allclose(probs, jax.nn.softmax(logits[0]), atol=1e-5)
+  assert time == pytest.approx(index / rate)
 
 
 def test_command_line_prints_and_writes_a_timeline(slow_workdir, tmp_path):

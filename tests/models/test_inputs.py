@@ -42,6 +42,7 @@ FIELDS = {
     'early_fusion': CNN,
     'two_stream': CNN,
     'x3d': dict(base_width=4, depth_factor=0.5, head_width=8),
+    'mvit': dict(embed_dim=8, depth=2, stage_starts=(1,), kv_stride=(1, 2, 2), dtype='float32'),
 }
 CLIPS = {'c3d': (1, 16, 16, 16, 3)}  # Models whose smallest clip is larger than CLIP.
 
