@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
@@ -47,12 +46,8 @@ def x3d_pyth(tmp_path_factory) -> str:
 
 def _fresh(model_config, video_shape=(8, 28, 28)):
   """Zero variables of models.build(model_config) on (1, *video_shape, 3) clips."""
-  model = models.build(model_config)
-  abstract = jax.eval_shape(lambda: model.init(jax.random.key(0),
-                                               jnp.zeros((1, *video_shape, 3)), train=False))
-  return jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), jax.tree.map(
-      lambda x: x.value if hasattr(x, 'value') else x, abstract,
-      is_leaf=lambda x: hasattr(x, 'value')))
+  abstract = torch_state.abstract_variables(models.build(model_config), (*video_shape, 3))
+  return traverse_util.unflatten_dict({k: np.zeros(a.shape, a.dtype) for k, a in abstract.items()})
 
 
 def _load(path, model_config, load_head=False):

@@ -61,11 +61,6 @@ def _float32(model_config):
   return config
 
 
-def _abstract(tree):
-  import jax  # pylint: disable=import-outside-toplevel
-  return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), tree)
-
-
 def _median_seconds(fn, *args) -> float:
   """Median wall time of `fn(*args)` over --latency_calls calls after a compiling one."""
   import jax  # pylint: disable=import-outside-toplevel
@@ -112,10 +107,10 @@ def cost_row(name: str, preset: str, arg: str | None, latency_crop: int) -> dict
   marginal = (flops.layer_flops(valid, (field + stride, crop, crop)) -
               flops.layer_flops(valid, (field, crop, crop))) / stride
   model = models.build(model_config)
-  variables = _abstract(jax.eval_shape(lambda: nn.unbox(model.init(
-      jax.random.key(0), jnp.zeros((1, frames, crop, crop, 3)), train=False))))
+  variables = jax.eval_shape(lambda: nn.unbox(model.init(
+      jax.random.key(0), jnp.zeros((1, frames, crop, crop, 3)), train=False)))
   frame = jax.ShapeDtypeStruct((1, crop, crop, 3), jnp.float32)
-  state = _abstract(jax.eval_shape(lambda v: twin.init_state(v, 1, (crop, crop, 3)), variables))
+  state = jax.eval_shape(lambda v: twin.init_state(v, 1, (crop, crop, 3)), variables)
   step_xla = flops.cost_flops(jax.jit(twin.step).lower(
       flops.on_cpu(variables), flops.on_cpu(state), flops.on_cpu(frame)))
   clip_analytic = flops.layer_flops(model_config, (frames, crop, crop))
